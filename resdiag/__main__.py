@@ -1,0 +1,3 @@
+from resdiag.cli.app import main
+
+main()

@@ -1,0 +1,118 @@
+"""Options shared by the commands, as ``Annotated`` aliases, and their parsing into configs.
+
+Nothing here imports torch: ``resdiag --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from resdiag.diagnosis.thresholds import GradThresholds
+from resdiag.errors import ResdiagError
+
+DEFAULT_GRAD = GradThresholds()
+
+MODEL = "Model"
+RUN = "Run"
+OUTPUT = "Output"
+
+Arch = Annotated[str | None, typer.Option(
+    "--arch", "-a", rich_help_panel=MODEL,
+    help="Architecture: a name from 'resdiag models' (resnet110, plain56, preact_resnet164, mlp, ...). "
+         "Default: resnet.")]
+Depth = Annotated[int | None, typer.Option(
+    "--depth", "-d", rich_help_panel=MODEL,
+    help="Depth: 6n+2 (basic) or 9n+2 (bottleneck) for ResNets, number of blocks for MLPs.")]
+Plain = Annotated[bool, typer.Option(
+    "--plain", rich_help_panel=MODEL, help="The plain twin: the same layers without shortcuts.")]
+ShortcutOpt = Annotated[str | None, typer.Option(
+    "--shortcut", rich_help_panel=MODEL,
+    help="identity | scale:LAM[,F_SCALE] | gate[:B_G] | shortcut_gate[:B_G] | conv | dropout[:P].")]
+Block = Annotated[str | None, typer.Option(
+    "--block", rich_help_panel=MODEL, help="basic | bottleneck (default: by depth).")]
+Projection = Annotated[str | None, typer.Option(
+    "--projection", rich_help_panel=MODEL,
+    help="Where the shape changes: A (zero-padded identity) or B (1x1 conv).")]
+Placement = Annotated[str | None, typer.Option(
+    "--placement", rich_help_panel=MODEL,
+    help="post | bn_after_add | relu_before_add | relu_preact | preact (He et al. 2016, Table 2).")]
+Norm = Annotated[str | None, typer.Option(
+    "--norm", rich_help_panel=MODEL, help="batch | none.")]
+Width = Annotated[float | None, typer.Option(
+    "--width", rich_help_panel=MODEL,
+    help="ResNets: multiplier on the 16/32/64 filters. MLPs: units per layer.")]
+NumClasses = Annotated[int | None, typer.Option(
+    "--num-classes", rich_help_panel=MODEL, help="Number of classes (default 10).")]
+InputShape = Annotated[str | None, typer.Option(
+    "--input-shape", rich_help_panel=MODEL, help="Input shape C,H,W (default 3,32,32).")]
+InitGain = Annotated[float | None, typer.Option(
+    "--init-gain", rich_help_panel=MODEL, help="Multiply every initial weight by this factor.")]
+BranchGain = Annotated[float | None, typer.Option(
+    "--branch-gain", rich_help_panel=MODEL,
+    help="MLPs: std of branch weights is GAIN*sqrt(2/width) (default 1 plain, 1/sqrt(depth) residual).")]
+
+Batches = Annotated[int, typer.Option("--batches", "-k", rich_help_panel=RUN,
+                                      help="Mini-batches to average over.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", "-b", rich_help_panel=RUN, help="Mini-batch size.")]
+Seed = Annotated[int, typer.Option("--seed", rich_help_panel=RUN, help="Seed for weights and data.")]
+Device = Annotated[str, typer.Option("--device", rich_help_panel=RUN, help="auto | cpu | cuda | cuda:N.")]
+Data = Annotated[str, typer.Option("--data", rich_help_panel=RUN,
+                                   help="synthetic (N(0,1) images, uniform labels) or cifar10:PATH.")]
+Mode = Annotated[str, typer.Option("--mode", rich_help_panel=RUN,
+                                   help="train (BN uses batch statistics) or eval.")]
+
+JsonOut = Annotated[Path | None, typer.Option("--json", rich_help_panel=OUTPUT,
+                                              help="Write the result as JSON (docs/schema.md).")]
+PlotOut = Annotated[Path | None, typer.Option("--plot", rich_help_panel=OUTPUT,
+                                              help="Write a figure (.png, .svg or .pdf).")]
+Compare = Annotated[bool, typer.Option("--compare", rich_help_panel=OUTPUT,
+                                       help="Also run the plain/residual twin; one table, one figure.")]
+Rows = Annotated[int, typer.Option("--rows", rich_help_panel=OUTPUT,
+                                   help="Most table rows to show (evenly spread); 0 shows all.")]
+VanishRatio = Annotated[float, typer.Option(
+    "--vanish-ratio", rich_help_panel=OUTPUT, help="Vanishing when ||dE/dx_0|| / ||dE/dx_L|| is below.")]
+ExplodeRatio = Annotated[float, typer.Option(
+    "--explode-ratio", rich_help_panel=OUTPUT, help="Exploding when ||dE/dx_0|| / ||dE/dx_L|| is above.")]
+Strict = Annotated[bool, typer.Option("--strict", rich_help_panel=OUTPUT,
+                                      help="Exit 1 when the verdict is not healthy.")]
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise ResdiagError(f"malformed --input-shape {text!r}: use integers like 3,32,32") from None
+    if not shape or any(s < 1 for s in shape):
+        raise ResdiagError(f"malformed --input-shape {text!r}: use positive integers like 3,32,32")
+    return shape
+
+
+def model_config(arch, depth, plain, shortcut, block, projection, placement, norm, width,
+                 num_classes, input_shape, init_gain, branch_gain):
+    """The validated config for the model options of a command."""
+    from resdiag.zoo import parse_shortcut, resolve
+
+    return resolve(
+        arch, depth, plain,
+        shortcut=parse_shortcut(shortcut) if shortcut is not None else None,
+        block=block, projection=projection.upper() if projection else None, placement=placement,
+        norm=norm, width=width, num_classes=num_classes, input_shape=parse_shape(input_shape),
+        init_gain=init_gain, branch_gain=branch_gain,
+    )
+
+
+def check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output path that could not be written, before any work is done."""
+    if path is None:
+        return
+    if path.suffix.lower() not in suffixes:
+        raise ResdiagError(f"{path}: use a file name ending in {' or '.join(suffixes)}")
+    if not path.parent.resolve().is_dir():
+        raise ResdiagError(f"{path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ResdiagError(f"{path} is a folder; give a file name")

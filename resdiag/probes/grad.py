@@ -1,0 +1,143 @@
+"""The gradient probe: per-layer weight-gradient norms and per-boundary activation-gradient norms.
+
+Usage::
+
+    with GradientProbe(model) as probe:
+        for x, y in batches:
+            loss_fn(model(x), y).backward()
+            probe.step()                 # one host sync per step, never one per layer
+            model.zero_grad(set_to_none=True)
+    probe.steps                          # list[GradStep]
+
+Weight gradients are read by hooks on the parameters (``Tensor.register_hook``), so each step sees
+the gradient of its own backward even when ``.grad`` accumulates, and a weight shared by two
+layers is counted once, with its total gradient. Activation gradients dE/dx_l are read by tensor
+hooks placed, during the forward pass, on the input of every block and on the output of the last.
+Norms are L2 norms of the flattened tensor (the Frobenius norm), computed in float32 or wider.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from resdiag.probes.layers import Layer, find_blocks, find_layers
+
+
+@dataclass(frozen=True)
+class GradStep:
+    """One recorded backward pass. NaN marks a layer or boundary that received no gradient."""
+
+    weight_grad: tuple[float, ...]  # ||dE/dW|| per layer, in ``GradientProbe.layers`` order
+    boundary_grad: tuple[float, ...]  # ||dE/dx_l|| for l = 0..L, in forward order
+    boundary_shapes: tuple[tuple[int, ...], ...]
+    boundary_names: tuple[str, ...]
+
+
+def _norm(t: torch.Tensor) -> torch.Tensor:
+    wide = t if t.dtype in (torch.float32, torch.float64) else t.float()
+    return torch.linalg.vector_norm(wide)
+
+
+class GradientProbe:
+    """Records gradient norms of ``model`` while the context is open; removes every hook on exit."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: list[Layer] | None = None,
+        blocks: list[tuple[str, nn.Module]] | None = None,
+    ):
+        self.model = model
+        self.layers = find_layers(model) if layers is None else layers
+        self.blocks = find_blocks(model) if blocks is None else blocks
+        self.steps: list[GradStep] = []
+        self.weight_norms: tuple[float, ...] = ()
+        self._handles: list = []
+        self._wgrad: list[torch.Tensor | None] = []
+        self._bgrad: list[torch.Tensor | None] = []
+        self._bmeta: list[tuple[str, tuple[int, ...]]] = []
+
+    # -- context -----------------------------------------------------------------------------
+    def __enter__(self) -> GradientProbe:
+        try:
+            self._install()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _install(self) -> None:
+        with torch.no_grad():
+            norms = [_norm(layer.weight).float() for layer in self.layers]
+            self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
+        self._wgrad = [None] * len(self.layers)
+        for i, layer in enumerate(self.layers):
+            if layer.weight.requires_grad:
+                self._handles.append(layer.weight.register_hook(self._weight_hook(i)))
+        last = len(self.blocks) - 1
+        for i, (name, block) in enumerate(self.blocks):
+            self._handles.append(block.register_forward_pre_hook(self._pre_hook(name)))
+            if i == last:
+                self._handles.append(block.register_forward_hook(self._out_hook(name)))
+
+    # -- hooks -------------------------------------------------------------------------------
+    def _weight_hook(self, i: int):
+        def hook(grad: torch.Tensor) -> None:
+            self._wgrad[i] = _norm(grad.detach())
+
+        return hook
+
+    def _watch(self, tensor, label: str) -> None:
+        if not isinstance(tensor, torch.Tensor) or not tensor.requires_grad:
+            return
+        slot = len(self._bgrad)
+        self._bgrad.append(None)
+        self._bmeta.append((label, tuple(tensor.shape)))
+
+        def hook(grad: torch.Tensor) -> None:
+            self._bgrad[slot] = _norm(grad.detach())
+
+        tensor.register_hook(hook)
+
+    def _pre_hook(self, name: str):
+        def hook(module, args):
+            if args:
+                self._watch(args[0], f"{name}:in")
+
+        return hook
+
+    def _out_hook(self, name: str):
+        def hook(module, args, output):
+            self._watch(output, f"{name}:out")
+
+        return hook
+
+    # -- steps -------------------------------------------------------------------------------
+    def step(self) -> GradStep:
+        """Close one forward+backward: move this step's norms to the host in one sync."""
+        device_values = [v.float() for v in (*self._wgrad, *self._bgrad) if v is not None]
+        host = iter(torch.stack(device_values).cpu().tolist() if device_values else [])
+        values = [math.nan if v is None else next(host) for v in (*self._wgrad, *self._bgrad)]
+        n = len(self._wgrad)
+        step = GradStep(
+            weight_grad=tuple(values[:n]),
+            boundary_grad=tuple(values[n:]),
+            boundary_shapes=tuple(shape for _, shape in self._bmeta),
+            boundary_names=tuple(label for label, _ in self._bmeta),
+        )
+        self.steps.append(step)
+        self._wgrad = [None] * len(self.layers)
+        self._bgrad, self._bmeta = [], []
+        return step

@@ -1,0 +1,56 @@
+"""Matplotlib figures, written atomically (PNG, SVG or PDF by the file's suffix)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from resdiag.results import GradFlowResult, atomic_write
+
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fmt = FORMATS[Path(path).suffix.lower()]
+    # A fixed date keeps SVG/PDF output byte-identical between runs.
+    metadata = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
+    fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
+    atomic_write(Path(path), buf.getvalue())
+
+
+def _positive(values: Sequence[float]) -> list[float]:
+    return [v if math.isfinite(v) and v > 0 else math.nan for v in values]
+
+
+def plot_grad_flow(results: Sequence[GradFlowResult], path: Path) -> None:
+    """Log-scale ||dE/dx_l|| against l (left) and ||dE/dW|| per layer (right), one line per model."""
+    plt = _figure()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in results:
+        label = f"{r.model.name} ({r.verdict.status})"
+        ax1.plot([b.index for b in r.boundaries], _positive([b.grad_norm for b in r.boundaries]),
+                 marker=".", label=label)
+        ax2.plot([x.index for x in r.layers], _positive([x.grad_norm for x in r.layers]),
+                 marker=".", label=label)
+    ax1.set(yscale="log", xlabel="block boundary l (0 = input side)", ylabel="||dE/dx_l||",
+            title="activation gradient per block boundary")
+    ax2.set(yscale="log", xlabel="conv/linear layer (input side first)", ylabel="||dE/dW||",
+            title="weight gradient per layer")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)

@@ -1,0 +1,113 @@
+"""Rich tables and verdict panels for grad-flow results. Only reports and the CLI know rich."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from resdiag.results import GradFlowResult, Verdict
+
+BAR_WIDTH = 24
+STYLE = {"healthy": "green", "vanishing": "yellow", "exploding": "red", "collapse": "red"}
+
+
+def fmt(x: float) -> str:
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:.3g}"
+
+
+def log_bar(value: float, lo: float, hi: float, width: int = BAR_WIDTH) -> Text:
+    """A bar whose length is linear in log10(value) between log10(lo) and log10(hi)."""
+    if not math.isfinite(value):
+        return Text("non-finite", style="bold red")
+    if value <= 0:
+        return Text("")
+    span = math.log10(hi) - math.log10(lo) if hi > lo > 0 else 0.0
+    frac = 1.0 if span == 0 else (math.log10(value) - math.log10(lo)) / span
+    eighths = round(max(0.0, min(1.0, frac)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return Text("█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else ""), style="cyan")
+
+
+def bounds(values: Sequence[float]) -> tuple[float, float]:
+    ok = [v for v in values if math.isfinite(v) and v > 0]
+    return (min(ok), max(ok)) if ok else (1.0, 1.0)
+
+
+def pick_rows(n: int, limit: int | None) -> list[int]:
+    """All rows, or ``limit`` rows evenly spread with the first and last always shown."""
+    if limit is None or n <= limit:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
+
+
+def verdict_panel(verdict: Verdict, title: str) -> Panel:
+    style = STYLE.get(verdict.status, "yellow")
+    lines = [Text(verdict.status.upper(), style=f"bold {style}")]
+    for f in verdict.findings:
+        lines.append(Text(f"• [{f.rule}] {f.message}", style=STYLE.get(f.status, "yellow")))
+        lines.append(Text(f"  source: {f.source}", style="dim"))
+    if not verdict.findings:
+        lines.append(Text("no rule fired", style="dim"))
+    return Panel(Group(*lines), title=title, border_style=style, expand=False)
+
+
+def grad_flow_tables(result: GradFlowResult, rows: int | None = 60) -> list:
+    m, s = result.model, result.summary
+    title = f"{m.name} · {m.parameters:,} parameters · {result.run.batches}×{result.run.batch_size} " \
+            f"{result.run.data} on {result.run.device}"
+    lo, hi = bounds([x.grad_norm for x in result.boundaries])
+    bt = Table(title=f"activation gradients ||dE/dx_l||  ({title})", title_justify="left")
+    for col in ("l", "boundary", "shape", "||dE/dx_l||", "± std", "/ x_L", "log scale"):
+        bt.add_column(col, justify="right" if col not in ("boundary", "log scale") else "left")
+    for i in pick_rows(len(result.boundaries), rows):
+        b = result.boundaries[i]
+        bt.add_row(str(b.index), b.name, "×".join(map(str, b.shape)), fmt(b.grad_norm),
+                   fmt(b.grad_norm_std), fmt(b.relative), log_bar(b.grad_norm, lo, hi))
+    lo, hi = bounds([x.grad_norm for x in result.layers])
+    lt = Table(title="weight gradients ||dE/dW|| per conv/linear layer", title_justify="left")
+    for col in ("#", "layer", "shape", "||dE/dW||", "± std", "/ last", "/ ||W||", "log scale"):
+        lt.add_column(col, justify="right" if col not in ("layer", "log scale") else "left")
+    for i in pick_rows(len(result.layers), rows):
+        x = result.layers[i]
+        lt.add_row(str(x.index), x.name, "×".join(map(str, x.shape)), fmt(x.grad_norm),
+                   fmt(x.grad_norm_std), fmt(x.relative), fmt(x.ratio), log_bar(x.grad_norm, lo, hi))
+    summary = Text(
+        f"||dE/dx_0|| / ||dE/dx_L|| = {fmt(s.boundary_ratio)}   fitted growth per block toward "
+        f"the input = {fmt(s.growth_per_block)}   first/last weight-gradient ratio = "
+        f"{fmt(s.weight_first_last_ratio)}   loss = {fmt(result.run.loss)}"
+    )
+    return [lt, bt, summary, verdict_panel(result.verdict, f"verdict: {m.name}")]
+
+
+def compare_table(results: Sequence[GradFlowResult], rows: int | None = 60) -> list:
+    """One table of ||dE/dx_l|| for several models of the same depth, side by side."""
+    t = Table(title="activation gradients ||dE/dx_l|| relative to x_L", title_justify="left")
+    t.add_column("l", justify="right")
+    n = max(len(r.boundaries) for r in results)
+    for r in results:
+        t.add_column(r.model.name, justify="right")
+        t.add_column("log scale")
+    lo, hi = bounds([b.relative for r in results for b in r.boundaries])
+    for i in pick_rows(n, rows):
+        cells = [str(i)]
+        for r in results:
+            b = r.boundaries[i] if i < len(r.boundaries) else None
+            cells += [fmt(b.relative), log_bar(b.relative, lo, hi)] if b else ["", ""]
+        t.add_row(*cells)
+    out: list = [t]
+    for r in results:
+        ratio = fmt(r.summary.boundary_ratio)
+        out.append(verdict_panel(r.verdict, f"verdict: {r.model.name}  (x_0/x_L = {ratio})"))
+    return out
+
+
+def print_all(console: Console, items: list) -> None:
+    for item in items:
+        console.print(item)

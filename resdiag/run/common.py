@@ -1,0 +1,59 @@
+"""What every run shares: picking the device, seeding, and leaving the model as it was found."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from resdiag.errors import ResdiagError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    name = name.strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ResdiagError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ResdiagError(f"malformed device {name!r}: use cuda or cuda:N") from None
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ResdiagError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return device
+    raise ResdiagError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+
+
+@contextlib.contextmanager
+def preserved(model: nn.Module) -> Iterator[None]:
+    """Restore the model's train/eval mode of every submodule and its parameters' ``.grad`` on exit.
+
+    BatchNorm running statistics are buffers that a training-mode forward updates; they are saved
+    and restored too, so a probe leaves the model bit for bit as it found it.
+    """
+    modes = {m: m.training for m in model.modules()}
+    grads = {p: p.grad for p in model.parameters()}
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+        for p, g in grads.items():
+            p.grad = g
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                if name in buffers:
+                    b.copy_(buffers[name])
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,133 @@
+"""``grad_flow``: record gradient norms over a few mini-batches and diagnose them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import torch
+from torch import nn
+
+import resdiag
+from resdiag.data import DataSpec, batches
+from resdiag.diagnosis.gradflow import diagnose
+from resdiag.diagnosis.thresholds import GradThresholds
+from resdiag.errors import ResdiagError
+from resdiag.metrics.gradient import end_to_end_ratio, log_growth_per_block, mean_std
+from resdiag.probes.grad import GradientProbe
+from resdiag.results import (
+    BoundaryGrad,
+    GradFlowResult,
+    GradFlowSummary,
+    LayerGrad,
+    ModelInfo,
+    RunInfo,
+)
+from resdiag.run.common import preserved, resolve_device
+from resdiag.zoo import ModelConfig, build
+
+
+def model_info(model: nn.Module, cfg: ModelConfig | None = None, name: str | None = None) -> ModelInfo:
+    params = sum(p.numel() for p in model.parameters())
+    if cfg is None:
+        return ModelInfo(name or type(model).__name__, "custom", params, {})
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    return ModelInfo(cfg.name, cfg.family, params, config)
+
+
+def grad_flow_config(cfg: ModelConfig, *, seed: int = 0, **kwargs) -> GradFlowResult:
+    """Build the network for ``cfg`` (weights seeded by ``seed``) and run ``grad_flow`` on it."""
+    torch.manual_seed(seed)
+    model = build(cfg)
+    return grad_flow(
+        model, input_shape=cfg.input_shape, num_classes=cfg.num_classes, seed=seed,
+        info=model_info(model, cfg), **kwargs,
+    )
+
+
+def grad_flow(
+    model: nn.Module,
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    batches_: int = 4,
+    batch_size: int = 32,
+    seed: int = 0,
+    device: str = "auto",
+    data: DataSpec = DataSpec("synthetic"),
+    mode: str = "train",
+    thresholds: GradThresholds = GradThresholds(),
+    info: ModelInfo | None = None,
+) -> GradFlowResult:
+    """Forward and backward ``batches_`` mini-batches of cross-entropy; return norms and verdict.
+
+    The model is moved to ``device`` and put in ``mode`` for the run; its mode, gradients and
+    buffers are restored afterwards (its weights are never changed: there is no optimiser step).
+    """
+    if batches_ < 1 or batch_size < 1:
+        raise ResdiagError(f"--batches and --batch-size must be >= 1, got {batches_} and {batch_size}")
+    if mode not in ("train", "eval"):
+        raise ResdiagError(f"unknown mode {mode!r}: use train or eval")
+    dev = resolve_device(device)
+    info = info or model_info(model)
+    model.to(dev)
+    losses = []
+    with preserved(model), GradientProbe(model) as probe:
+        model.train(mode == "train")
+        torch.manual_seed(seed)  # dropout shortcuts draw from the global generator
+        for x, y in batches(data, input_shape, num_classes, batch_size, batches_, seed):
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            for p in model.parameters():
+                p.grad = None
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            losses.append(loss.detach())
+            probe.step()
+        loss_mean = torch.stack(losses).mean().item()
+    return _result(probe, info, loss_mean, batches_, batch_size, seed, str(dev), data, mode, thresholds)
+
+
+def _result(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds) -> GradFlowResult:
+    w_mean, w_std = mean_std([s.weight_grad for s in probe.steps])
+    b_mean, b_std = mean_std([s.boundary_grad for s in probe.steps])
+    last_w = w_mean[-1] if w_mean else float("nan")
+    layers = tuple(
+        LayerGrad(i, layer.name, layer.kind, layer.shape, g, sd, wn, _div(g, wn), _div(g, last_w))
+        for i, (layer, g, sd, wn) in enumerate(
+            zip(probe.layers, w_mean, w_std, probe.weight_norms, strict=True)
+        )
+    )
+    step = probe.steps[0]
+    last_b = b_mean[-1] if b_mean else float("nan")
+    boundaries = tuple(
+        BoundaryGrad(i, name, shape, g, sd, _div(g, last_b))
+        for i, (name, shape, g, sd) in enumerate(
+            zip(step.boundary_names, step.boundary_shapes, b_mean, b_std, strict=True)
+        )
+    )
+    slope = log_growth_per_block(b_mean)
+    summary = GradFlowSummary(
+        weight_first_last_ratio=end_to_end_ratio(w_mean),
+        boundary_ratio=end_to_end_ratio(b_mean),
+        log_growth_per_block=slope,
+        growth_per_block=_exp(slope),
+    )
+    verdict = diagnose(
+        summary, w_mean, [layer.name for layer in probe.layers], b_mean, list(step.boundary_names), thresholds
+    )
+    run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__)
+    return GradFlowResult(info, run, layers, boundaries, summary, verdict)
+
+
+def _div(a: float, b: float) -> float:
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return float("nan")
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return float("inf")

@@ -1,0 +1,95 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from resdiag.cli.app import main
+
+TINY = ["--arch", "resnet8", "--width", "0.25", "--input-shape", "3,8,8", "-k", "1", "-b", "4",
+        "--device", "cpu"]
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_grad_flow_end_to_end(tmp_path, capsys):
+    j, p = tmp_path / "out.json", tmp_path / "out.png"
+    code, out, err = run(capsys, "grad-flow", *TINY, "--plain", "--json", str(j), "--plot", str(p))
+    assert code == 0, err
+    assert "verdict" in out and "plain8" in out
+    d = json.loads(j.read_text())
+    assert len(d["layers"]) == 8 and len(d["boundaries"]) == 4 and d["verdict"]["status"]
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_writes_both_twins(tmp_path, capsys):
+    j, s = tmp_path / "c.json", tmp_path / "c.svg"
+    code, out, _ = run(capsys, "grad-flow", *TINY, "--compare", "--json", str(j), "--plot", str(s))
+    assert code == 0
+    names = [r["model"]["name"] for r in json.loads(j.read_text())["results"]]
+    assert names == ["plain8", "resnet8"]
+    assert s.read_text().lstrip().startswith("<?xml")
+
+
+def test_strict_exit_code(capsys):
+    code, _, _ = run(capsys, "grad-flow", *TINY, "--strict", "--explode-ratio", "1.0000001",
+                     "--vanish-ratio", "1")
+    assert code == 1
+
+
+BAD = [
+    (["grad-flow", "--depth", "57"], "try 56 or 62"),
+    (["grad-flow", "--arch", "resnet_x"], "unknown architecture"),
+    (["grad-flow", "--shortcut", "scale:"], "shortcut"),
+    (["grad-flow", "--depth", "x"], "--depth"),
+    (["grad-flow", "--data", "cifar10:/no/such/dir"], "not found"),
+    (["grad-flow", "--batch-size", "0", *TINY[:6]], ">= 1"),
+    (["grad-flow", "--placement", "sideways"], "placement"),
+    (["grad-flow", "--arch", "mlp", "--projection", "B"], "does not apply"),
+    (["grad-flow", "--plain", "--shortcut", "gate"], "no shortcut"),
+    (["grad-flow", "--bogus"], "No such option"),
+    (["no-such-command"], "No such command"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
+    j, p = tmp_path / "o.json", tmp_path / "o.png"
+    code, out, err = run(capsys, *args, "--json", str(j), "--plot", str(p))
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert not j.exists() and not p.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cuda_without_cuda(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    code, _, err = run(capsys, "grad-flow", *TINY[:-2], "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in err
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from resdiag.cli.app import main\ntry: main(['--help'])\nexcept SystemExit: pass\n" \
+           "assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "grad-flow" in proc.stdout
+
+
+def test_models_lists_registry(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "resnet1202" in out and "preact_resnet164" in out and "19.42M" in out
+
+
+def test_python_dash_m(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "resdiag", "grad-flow", "--depth", "57"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("resdiag: error:")
