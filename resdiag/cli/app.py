@@ -106,7 +106,6 @@ def grad_flow(
         from resdiag.diagnosis.thresholds import GradThresholds
         from resdiag.report.plot import FORMATS, plot_grad_flow
         from resdiag.report.table import compare_table, grad_flow_tables, print_all
-        from resdiag.results import atomic_write, dumps
         from resdiag.run.gradflow import grad_flow_config
         from resdiag.zoo import twin
 
@@ -131,15 +130,73 @@ def grad_flow(
         else:
             items = grad_flow_tables(results[0], limit)
         print_all(console(), items)
-        if json_out:
-            payload = results[0].to_dict() if not compare else {
-                "schema": "resdiag.grad-flow-compare", "schema_version": 1,
-                "results": [r.to_dict() for r in results]}
-            atomic_write(json_out, dumps(payload))
+        _write(json_out, results, "resdiag.grad-flow-compare", compare)
         if plot:
             plot_grad_flow(results, plot)
     if strict and any(r.verdict.status != "healthy" for r in results):
         raise typer.Exit(EXIT_PROBLEM)
+
+
+@app.command()
+def rank(
+    arch: o.Arch = None, depth: o.Depth = None, plain: o.Plain = False, shortcut: o.ShortcutOpt = None,
+    block: o.Block = None, projection: o.Projection = None, placement: o.Placement = None,
+    norm: o.Norm = None, width: o.Width = None, num_classes: o.NumClasses = None,
+    input_shape: o.InputShape = None, init_gain: o.InitGain = None, branch_gain: o.BranchGain = None,
+    checkpoint: o.Checkpoint = None,
+    batch_size: o.BatchSize = 256, seed: o.Seed = 0, device: o.Device = "auto",
+    data: o.Data = "synthetic", mode: o.RankMode = None, conv: o.Conv = "flat",
+    rtol: o.Rtol = None, atol: o.Atol = None,
+    json_out: o.JsonOut = None, plot: o.PlotOut = None, compare: o.Compare = False, rows: o.Rows = 60,
+    strict: o.Strict = False,
+    min_retention: o.Retention = o.DEFAULT_RANK.feature_retention,
+    min_rank1_distance: o.Rank1 = o.DEFAULT_RANK.rank1_distance,
+    min_weight_erank: o.WeightErank = o.DEFAULT_RANK.weight_erank_ratio,
+) -> None:
+    """Weight-matrix ranks per layer and feature ranks per block: diagnose rank collapse."""
+    with user_errors():
+        from resdiag.data import parse_data
+        from resdiag.diagnosis.thresholds import RankThresholds
+        from resdiag.report.plot import FORMATS, plot_rank
+        from resdiag.report.table import print_all, rank_compare_table, rank_tables
+        from resdiag.run.rank import rank_config
+        from resdiag.zoo import twin
+
+        o.check_output(json_out, (".json",))
+        o.check_output(plot, tuple(FORMATS))
+        cfg = o.model_config(arch, depth, plain, shortcut, block, projection, placement, norm, width,
+                             num_classes, input_shape, init_gain, branch_gain)
+        if compare and checkpoint:
+            raise ResdiagError("--compare builds the twin at initialisation; it cannot take --checkpoint")
+        if rtol is not None and not rtol >= 0 or atol is not None and not atol >= 0:
+            raise ResdiagError("--rtol and --atol must be >= 0")
+        thresholds = RankThresholds(min_retention, min_rank1_distance, min_weight_erank)
+        cfgs = sorted([cfg, twin(cfg)] if compare else [cfg], key=lambda c: not c.plain)
+        spec = parse_data(data)
+        results = [
+            rank_config(c, seed=seed, checkpoint=checkpoint, batch_size=batch_size, device=device,
+                        data=spec, mode=mode, conv=conv, rtol=rtol, atol=atol, thresholds=thresholds)
+            for c in cfgs
+        ]
+        limit = rows or None
+        items = rank_compare_table(results, limit) if compare else rank_tables(results[0], limit)
+        print_all(console(), items)
+        _write(json_out, results, "resdiag.rank-compare", compare)
+        if plot:
+            plot_rank(results, plot)
+    if strict and any(r.verdict.status != "healthy" for r in results):
+        raise typer.Exit(EXIT_PROBLEM)
+
+
+def _write(path, results, compare_schema: str, compare: bool) -> None:
+    """The JSON of one result, or of several under a compare wrapper; written atomically."""
+    from resdiag.results import atomic_write, dumps
+
+    if path is None:
+        return
+    payload = results[0].to_dict() if not compare else {
+        "schema": compare_schema, "schema_version": 1, "results": [r.to_dict() for r in results]}
+    atomic_write(path, dumps(payload))
 
 
 def main(argv: list[str] | None = None) -> None:

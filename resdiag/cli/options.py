@@ -10,10 +10,11 @@ from typing import Annotated
 
 import typer
 
-from resdiag.diagnosis.thresholds import GradThresholds
+from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.errors import ResdiagError
 
 DEFAULT_GRAD = GradThresholds()
+DEFAULT_RANK = RankThresholds()
 
 MODEL = "Model"
 RUN = "Run"
@@ -76,6 +77,29 @@ VanishRatio = Annotated[float, typer.Option(
     "--vanish-ratio", rich_help_panel=OUTPUT, help="Vanishing when ||dE/dx_0|| / ||dE/dx_L|| is below.")]
 ExplodeRatio = Annotated[float, typer.Option(
     "--explode-ratio", rich_help_panel=OUTPUT, help="Exploding when ||dE/dx_0|| / ||dE/dx_L|| is above.")]
+Checkpoint = Annotated[Path | None, typer.Option(
+    "--checkpoint", rich_help_panel=MODEL,
+    help="Load a state_dict (torch.load with weights_only=True) into the model.")]
+Conv = Annotated[str, typer.Option(
+    "--conv", rich_help_panel=RUN,
+    help="A conv weight as one matrix out x (in*kh*kw) (flat) or as its kh*kw slices W[:,:,i,j] "
+         "pooled, as WeightWatcher does (slices).")]
+Rtol = Annotated[float | None, typer.Option(
+    "--rtol", rich_help_panel=RUN, help="Numerical rank: s > rtol*s_max (default max(m,n)*eps).")]
+Atol = Annotated[float | None, typer.Option(
+    "--atol", rich_help_panel=RUN, help="Numerical rank: also s > atol (default 0).")]
+RankMode = Annotated[str | None, typer.Option(
+    "--mode", rich_help_panel=RUN,
+    help="train (BN batch statistics) or eval; default train, eval with --checkpoint.")]
+Retention = Annotated[float, typer.Option(
+    "--min-retention", rich_help_panel=OUTPUT,
+    help="Collapse when erank ratio(x_L) / erank ratio(x_0) is below.")]
+Rank1 = Annotated[float, typer.Option(
+    "--min-rank1-distance", rich_help_panel=OUTPUT,
+    help="Collapse when ||X_L - X_1|| / ||X_L|| is below.")]
+WeightErank = Annotated[float, typer.Option(
+    "--min-weight-erank", rich_help_panel=OUTPUT,
+    help="Collapse when a weight's erank / min(m, n) is below.")]
 Strict = Annotated[bool, typer.Option("--strict", rich_help_panel=OUTPUT,
                                       help="Exit 1 when the verdict is not healthy.")]
 

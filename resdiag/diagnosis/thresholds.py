@@ -13,3 +13,11 @@ class GradThresholds:
     # Three orders of magnitude end to end; docs/calibration.md has the measurements behind it.
     vanish_ratio: float = 1e-3
     explode_ratio: float = 1e3
+
+
+@dataclass(frozen=True)
+class RankThresholds:
+    # docs/calibration.md has the measurements behind these defaults.
+    feature_retention: float = 0.25  # collapse when erank_ratio(x_L) / erank_ratio(x_0) is below
+    rank1_distance: float = 0.05  # collapse when ||X_L - X_1|| / ||X_L|| is below
+    weight_erank_ratio: float = 0.1  # collapse when some layer's weight erank ratio is below

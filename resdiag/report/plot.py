@@ -54,3 +54,32 @@ def plot_grad_flow(results: Sequence[GradFlowResult], path: Path) -> None:
     fig.tight_layout()
     save(fig, path)
     plt.close(fig)
+
+
+def plot_rank(results, path: Path) -> None:
+    """Feature erank ratio and rank-1 distance against l (left); weight erank ratio and stable
+    rank per layer (right); one line per model."""
+    plt = _figure()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax2b = ax2.twinx()
+    for r in results:
+        label = f"{r.model.name} ({r.verdict.status})"
+        idx = [f.index for f in r.features]
+        (line,) = ax1.plot(idx, [f.erank_ratio for f in r.features], marker=".", label=f"{label} erank ratio")
+        ax1.plot(idx, [f.rank1_distance for f in r.features], ls="--", color=line.get_color(),
+                 label=f"{r.model.name} rank-1 distance")
+        widx = [w.index for w in r.weights]
+        (line,) = ax2.plot(widx, [w.erank_ratio for w in r.weights], marker=".", label=f"{label} erank ratio")
+        ax2b.plot(widx, [w.stable_rank for w in r.weights], ls="--", color=line.get_color(),
+                  label=f"{r.model.name} stable rank")
+    ax1.set(xlabel="block boundary l (0 = input side)", ylabel="erank / ceiling; rank-1 distance (dashed)",
+            title="features x_l", ylim=(0, 1.05))
+    ax2.set(xlabel="conv/linear layer (input side first)", ylabel="erank / min(m, n)",
+            title="weight matrices", ylim=(0, 1.05))
+    ax2b.set_ylabel("stable rank (dashed)")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)

@@ -111,3 +111,65 @@ def compare_table(results: Sequence[GradFlowResult], rows: int | None = 60) -> l
 def print_all(console: Console, items: list) -> None:
     for item in items:
         console.print(item)
+
+
+def rank_tables(result, rows: int | None = 60) -> list:
+    """Weight-spectrum table, feature-rank table, summary line and verdict panel of a RankResult."""
+    m, s = result.model, result.summary
+    wt = Table(title=f"weight matrices ({result.conv} convention)  {m.name} · {m.parameters:,} parameters"
+               + (f" · checkpoint {result.checkpoint}" if result.checkpoint else " · initialisation"),
+               title_justify="left")
+    for col in ("#", "layer", "matrix", "erank", "erank/min(m,n)", "stable rank", "num. rank",
+                "||W||_2", "cond", "erank ratio"):
+        wt.add_column(col, justify="left" if col in ("layer", "erank ratio") else "right")
+    for i in pick_rows(len(result.weights), rows):
+        w = result.weights[i]
+        matrix = ("×".join(map(str, w.matrix_shape)) + (f" ×{w.num_matrices}" if w.num_matrices > 1 else ""))
+        wt.add_row(str(w.index), w.name, matrix, fmt(w.erank), fmt(w.erank_ratio), fmt(w.stable_rank),
+                   fmt(w.numerical_rank), fmt(w.spectral_norm), fmt(w.condition_number),
+                   _lin_bar(w.erank_ratio))
+    ft = Table(title=f"features x_l over {result.run.batch_size} {result.run.data} inputs "
+               f"({result.run.mode} mode, centred)", title_justify="left")
+    for col in ("l", "boundary", "erank", "erank/ceiling", "rank-1 dist.", "Dong res.", "std x_l",
+                "std F(x_l)", "erank ratio"):
+        ft.add_column(col, justify="left" if col in ("boundary", "erank ratio") else "right")
+    for i in pick_rows(len(result.features), rows):
+        f = result.features[i]
+        ft.add_row(str(f.index), f.name, fmt(f.erank), fmt(f.erank_ratio), fmt(f.rank1_distance),
+                   fmt(f.dong_residual), fmt(f.response_std), fmt(f.branch_std), _lin_bar(f.erank_ratio))
+    summary = Text(
+        f"feature erank ratio x_0 → x_L: {fmt(s.feature_erank_ratio_first)} → "
+        f"{fmt(s.feature_erank_ratio_last)} (retention {fmt(s.feature_erank_retention)})   "
+        f"rank-1 distance at x_L {fmt(s.rank1_distance_last)}   weight erank ratio min/median "
+        f"{fmt(s.weight_erank_ratio_min)}/{fmt(s.weight_erank_ratio_median)}"
+    )
+    return [wt, ft, summary, verdict_panel(result.verdict, f"verdict: {m.name}")]
+
+
+def rank_compare_table(results, rows: int | None = 60) -> list:
+    """Feature erank ratio per x_l for several models of the same depth, side by side."""
+    t = Table(title="feature erank ratio per x_l (1 = full rank, 0 = collapsed)", title_justify="left")
+    t.add_column("l", justify="right")
+    for r in results:
+        t.add_column(r.model.name, justify="right")
+        t.add_column("")
+    n = max(len(r.features) for r in results)
+    for i in pick_rows(n, rows):
+        cells = [str(i)]
+        for r in results:
+            f = r.features[i] if i < len(r.features) else None
+            cells += [fmt(f.erank_ratio), _lin_bar(f.erank_ratio)] if f else ["", ""]
+        t.add_row(*cells)
+    out: list = [t]
+    for r in results:
+        ret = fmt(r.summary.feature_erank_retention)
+        out.append(verdict_panel(r.verdict, f"verdict: {r.model.name}  (retention {ret})"))
+    return out
+
+
+def _lin_bar(frac: float, width: int = 16) -> Text:
+    if not math.isfinite(frac):
+        return Text("non-finite", style="bold red")
+    eighths = round(max(0.0, min(1.0, frac)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return Text("█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else ""), style="magenta")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import asdict
 
 import torch
 from torch import nn
 
 from resdiag.errors import ResdiagError
+from resdiag.results import ModelInfo
+from resdiag.zoo import ModelConfig
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -57,3 +60,11 @@ def preserved(model: nn.Module) -> Iterator[None]:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def model_info(model: nn.Module, cfg: ModelConfig | None = None, name: str | None = None) -> ModelInfo:
+    params = sum(p.numel() for p in model.parameters())
+    if cfg is None:
+        return ModelInfo(name or type(model).__name__, "custom", params, {})
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    return ModelInfo(cfg.name, cfg.family, params, config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 
 import torch
 from torch import nn
@@ -23,16 +22,8 @@ from resdiag.results import (
     ModelInfo,
     RunInfo,
 )
-from resdiag.run.common import preserved, resolve_device
+from resdiag.run.common import model_info, preserved, resolve_device
 from resdiag.zoo import ModelConfig, build
-
-
-def model_info(model: nn.Module, cfg: ModelConfig | None = None, name: str | None = None) -> ModelInfo:
-    params = sum(p.numel() for p in model.parameters())
-    if cfg is None:
-        return ModelInfo(name or type(model).__name__, "custom", params, {})
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
-    return ModelInfo(cfg.name, cfg.family, params, config)
 
 
 def grad_flow_config(cfg: ModelConfig, *, seed: int = 0, **kwargs) -> GradFlowResult:

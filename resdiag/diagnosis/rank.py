@@ -1,0 +1,56 @@
+"""Rank verdict: collapse or healthy, from documented rules.
+
+``features.retention``  erank_ratio(x_L) / erank_ratio(x_0) < ``feature_retention`` -> "collapse":
+                        the seed's degradation argument (most hidden units respond alike, and the
+                        product of many layers lowers the rank further), measured as the effective
+                        rank (Roy & Vetterli 2007) of the centred features.
+``features.rank1``      ||X_L - X_1||_F / ||X_L||_F < ``rank1_distance`` -> "collapse": the features
+                        at the output are close to rank one (Dong et al. 2021's measure of rank
+                        collapse, with X_1 the best rank-1 approximation).
+``weights.erank``       some conv/linear weight has erank / min(m, n) < ``weight_erank_ratio``
+                        -> "collapse": a weight matrix that passes on only a few directions.
+``non_finite``          a non-finite weight or feature -> "non_finite", naming the first one.
+"""
+
+from __future__ import annotations
+
+import math
+
+from resdiag.diagnosis.thresholds import RankThresholds
+from resdiag.results import FeatureRankRow, Finding, RankSummary, Verdict, WeightRank
+
+SEED = "He et al. 2016 (degradation argument); effective rank: Roy & Vetterli 2007"
+DONG = "Dong, Cordonnier & Loukas 2021, Attention is not all you need (rank collapse)"
+SEVERITY = {"healthy": 0, "collapse": 1, "non_finite": 2}
+
+
+def diagnose_rank(
+    summary: RankSummary,
+    weights: tuple[WeightRank, ...],
+    features: tuple[FeatureRankRow, ...],
+    t: RankThresholds = RankThresholds(),
+) -> Verdict:
+    findings: list[Finding] = []
+    for rows, what in ((weights, "weight"), (features, "features")):
+        bad = next((r for r in rows if not r.finite), None)
+        if bad is not None:
+            findings.append(Finding("non_finite", "non_finite", math.nan, math.nan,
+                                    f"non-finite {what} at {bad.name} (first in forward order)", SEED))
+    r = summary.feature_erank_retention
+    if math.isfinite(r) and r < t.feature_retention:
+        findings.append(Finding("features.retention", "collapse", r, t.feature_retention,
+                                f"feature erank ratio falls from {summary.feature_erank_ratio_first:.3g} "
+                                f"at x_0 to {summary.feature_erank_ratio_last:.3g} at x_L "
+                                f"(retention {r:.3g} < {t.feature_retention:g})", SEED))
+    d = summary.rank1_distance_last
+    if math.isfinite(d) and d < t.rank1_distance:
+        findings.append(Finding("features.rank1", "collapse", d, t.rank1_distance,
+                                f"features at x_L are {d:.3g} from rank one (< {t.rank1_distance:g})", DONG))
+    low = [w for w in weights if math.isfinite(w.erank_ratio) and w.erank_ratio < t.weight_erank_ratio]
+    if low:
+        worst = min(low, key=lambda w: w.erank_ratio)
+        findings.append(Finding("weights.erank", "collapse", worst.erank_ratio, t.weight_erank_ratio,
+                                f"{len(low)} weight matrices have erank ratio < {t.weight_erank_ratio:g}; "
+                                f"lowest {worst.erank_ratio:.3g} at {worst.name}", SEED))
+    status = max((f.status for f in findings), key=SEVERITY.__getitem__, default="healthy")
+    return Verdict(status, tuple(findings))

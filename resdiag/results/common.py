@@ -1,0 +1,96 @@
+"""What every result shares: findings, verdicts, model and run info, and the JSON helpers.
+
+The table, the plot and the CI gate all read these objects (STYLE.md, convention 6).
+JSON has no NaN or infinity; non-finite floats are written as the strings "NaN", "Infinity"
+and "-Infinity" and read back as floats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # stable id, e.g. "autotrainer.vanishing"
+    status: str  # "vanishing" | "exploding" | "non_finite" | ...
+    value: float
+    threshold: float
+    message: str
+    source: str  # where the rule comes from
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # "healthy" or the worst finding's status
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str
+    parameters: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    batches: int
+    batch_size: int
+    seed: int
+    device: str
+    data: str
+    mode: str  # "train" (BN uses batch statistics) or "eval"
+    loss: float  # mean loss over the batches
+    torch_version: str
+    resdiag_version: str
+
+
+# ----------------------------------------------------------------------------- JSON helpers
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode(v) for v in obj]
+    return obj
+
+
+def decode(obj: Any) -> Any:
+    if isinstance(obj, str) and obj in _NONFINITE:
+        return _NONFINITE[obj]
+    if isinstance(obj, dict):
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    return obj
+
+
+def dumps(d: dict[str, Any]) -> str:
+    return json.dumps(d, indent=2, allow_nan=False) + "\n"
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write a file so a reader never sees half of it: a temp file beside it, then os.replace."""
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

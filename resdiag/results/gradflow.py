@@ -1,0 +1,75 @@
+"""The grad-flow result (schema "resdiag.grad-flow", docs/schema.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from resdiag.results.common import Finding, ModelInfo, RunInfo, Verdict, decode, dumps, encode
+
+GRAD_FLOW_SCHEMA = "resdiag.grad-flow"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LayerGrad:
+    index: int  # position among the model's conv/linear layers, input side first
+    name: str
+    kind: str  # "conv" | "linear"
+    shape: tuple[int, ...]
+    grad_norm: float  # mean over batches of ||dE/dW||_2 (Frobenius)
+    grad_norm_std: float
+    weight_norm: float  # ||W||_2 (Frobenius)
+    ratio: float  # grad_norm / weight_norm
+    relative: float  # grad_norm / grad_norm of the last layer
+
+
+@dataclass(frozen=True)
+class BoundaryGrad:
+    index: int  # l in x_l: 0 is the first block's input, L the last block's output
+    name: str  # "<block>:in" or "<block>:out"
+    shape: tuple[int, ...]
+    grad_norm: float  # mean over batches of ||dE/dx_l||_2 over the whole batch tensor
+    grad_norm_std: float
+    relative: float  # grad_norm / grad_norm at x_L
+
+
+@dataclass(frozen=True)
+class GradFlowSummary:
+    weight_first_last_ratio: float  # ||dE/dW_first|| / ||dE/dW_last|| (AUTOTRAINER's ratio)
+    boundary_ratio: float  # ||dE/dx_0|| / ||dE/dx_L||
+    log_growth_per_block: float  # fitted slope of ln ||dE/dx_l|| per block toward the input
+    growth_per_block: float  # exp(log_growth_per_block)
+
+
+@dataclass(frozen=True)
+class GradFlowResult:
+    model: ModelInfo
+    run: RunInfo
+    layers: tuple[LayerGrad, ...]
+    boundaries: tuple[BoundaryGrad, ...]
+    summary: GradFlowSummary
+    verdict: Verdict
+    schema: str = field(default=GRAD_FLOW_SCHEMA)
+    schema_version: int = field(default=SCHEMA_VERSION)
+
+    def to_dict(self) -> dict[str, Any]:
+        return encode(dataclasses.asdict(self))
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GradFlowResult:
+        d = decode(d)
+        return cls(
+            model=ModelInfo(**d["model"]),
+            run=RunInfo(**d["run"]),
+            layers=tuple(LayerGrad(**{**x, "shape": tuple(x["shape"])}) for x in d["layers"]),
+            boundaries=tuple(BoundaryGrad(**{**x, "shape": tuple(x["shape"])}) for x in d["boundaries"]),
+            summary=GradFlowSummary(**d["summary"]),
+            verdict=Verdict(d["verdict"]["status"], tuple(Finding(**f) for f in d["verdict"]["findings"])),
+            schema=d["schema"],
+            schema_version=d["schema_version"],
+        )

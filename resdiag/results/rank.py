@@ -1,0 +1,91 @@
+"""The rank result (schema "resdiag.rank", docs/schema.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from resdiag.results.common import Finding, ModelInfo, RunInfo, Verdict, decode, dumps, encode
+
+RANK_SCHEMA = "resdiag.rank"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WeightRank:
+    index: int  # position among conv/linear layers, input side first
+    name: str
+    kind: str  # "conv" | "linear"
+    shape: tuple[int, ...]
+    matrix_shape: tuple[int, int]  # (m, n) of each matrix the weight was cut into
+    num_matrices: int  # 1, or kh*kw with --conv slices
+    erank: float  # effective rank (Roy & Vetterli 2007)
+    erank_ratio: float  # erank / (num_matrices * min(m, n))
+    stable_rank: float  # ||W||_F^2 / ||W||_2^2
+    numerical_rank: float  # #{s > max(atol, rtol * s_max)}
+    spectral_norm: float  # s_max
+    condition_number: float  # s_max / s_min
+    finite: bool
+
+
+@dataclass(frozen=True)
+class FeatureRankRow:
+    index: int  # l in x_l
+    name: str  # "<block>:in" or "<block>:out"
+    shape: tuple[int, ...]
+    erank: float  # effective rank of the centred features
+    erank_ratio: float  # erank / min(batch - 1, features)
+    rank1_distance: float  # ||X - X_1||_F / ||X||_F
+    dong_residual: float  # ||X - 1 mean^T||_F / ||X||_F
+    response_std: float  # std of all entries of x_l
+    branch_std: float  # std of F(x_l), the residual branch of the block x_l enters; NaN for x_L
+    finite: bool
+
+
+@dataclass(frozen=True)
+class RankSummary:
+    feature_erank_ratio_first: float  # at x_0
+    feature_erank_ratio_last: float  # at x_L
+    feature_erank_retention: float  # last / first
+    rank1_distance_last: float
+    weight_erank_ratio_min: float  # over conv/linear layers
+    weight_erank_ratio_median: float
+    weight_stable_rank_median: float
+
+
+@dataclass(frozen=True)
+class RankResult:
+    model: ModelInfo
+    run: RunInfo
+    conv: str  # "flat" or "slices"
+    checkpoint: str | None
+    weights: tuple[WeightRank, ...]
+    features: tuple[FeatureRankRow, ...]
+    summary: RankSummary
+    verdict: Verdict
+    schema: str = field(default=RANK_SCHEMA)
+    schema_version: int = field(default=SCHEMA_VERSION)
+
+    def to_dict(self) -> dict[str, Any]:
+        return encode(dataclasses.asdict(self))
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RankResult:
+        d = decode(d)
+        return cls(
+            model=ModelInfo(**d["model"]),
+            run=RunInfo(**d["run"]),
+            conv=d["conv"],
+            checkpoint=d["checkpoint"],
+            weights=tuple(WeightRank(**{**w, "shape": tuple(w["shape"]),
+                                        "matrix_shape": tuple(w["matrix_shape"])}) for w in d["weights"]),
+            features=tuple(FeatureRankRow(**{**x, "shape": tuple(x["shape"])}) for x in d["features"]),
+            summary=RankSummary(**d["summary"]),
+            verdict=Verdict(d["verdict"]["status"], tuple(Finding(**f) for f in d["verdict"]["findings"])),
+            schema=d["schema"],
+            schema_version=d["schema_version"],
+        )

@@ -1,0 +1,119 @@
+"""``rank``: weight-matrix spectra of every conv/linear layer and feature ranks at every x_l."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import resdiag
+from resdiag.data import DataSpec, batches
+from resdiag.diagnosis.rank import diagnose_rank
+from resdiag.diagnosis.thresholds import RankThresholds
+from resdiag.errors import ResdiagError
+from resdiag.metrics.rank import weight_spectra
+from resdiag.probes.features import FeatureProbe
+from resdiag.probes.layers import find_layers
+from resdiag.results import (
+    FeatureRankRow,
+    ModelInfo,
+    RankResult,
+    RankSummary,
+    RunInfo,
+    WeightRank,
+)
+from resdiag.run.checkpoint import load_checkpoint
+from resdiag.run.common import model_info, preserved, resolve_device
+from resdiag.zoo import ModelConfig, build
+
+
+def rank_config(cfg: ModelConfig, *, seed: int = 0, checkpoint: Path | None = None, **kwargs) -> RankResult:
+    """Build the network for ``cfg`` (seeded), optionally load ``checkpoint``, and run ``rank``."""
+    torch.manual_seed(seed)
+    model = build(cfg)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    return rank(model, input_shape=cfg.input_shape, num_classes=cfg.num_classes, seed=seed,
+                info=model_info(model, cfg), checkpoint=checkpoint, **kwargs)
+
+
+def rank(
+    model: nn.Module,
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str = "auto",
+    data: DataSpec = DataSpec("synthetic"),
+    mode: str | None = None,
+    conv: str = "flat",
+    rtol: float | None = None,
+    atol: float | None = None,
+    thresholds: RankThresholds = RankThresholds(),
+    info: ModelInfo | None = None,
+    checkpoint: Path | None = None,
+) -> RankResult:
+    """Weight spectra, then one forward pass of ``batch_size`` inputs recording feature ranks.
+
+    ``mode`` defaults to "train" (BN normalises with batch statistics, as at initialisation) and to
+    "eval" when a checkpoint was loaded (trained running statistics).
+    """
+    if batch_size < 2:
+        raise ResdiagError(f"--batch-size must be >= 2 for feature ranks, got {batch_size}")
+    if conv not in ("flat", "slices"):
+        raise ResdiagError(f"unknown --conv {conv!r}: use flat or slices")
+    mode = mode or ("eval" if checkpoint else "train")
+    if mode not in ("train", "eval"):
+        raise ResdiagError(f"unknown mode {mode!r}: use train or eval")
+    dev = resolve_device(device)
+    info = info or model_info(model)
+    model.to(dev)
+    layers = find_layers(model)
+    spectra = weight_spectra([layer.weight.detach() for layer in layers], conv=conv, rtol=rtol, atol=atol)
+    weights = tuple(
+        WeightRank(i, layer.name, layer.kind, layer.shape, sp.matrix_shape, sp.num_matrices, sp.erank,
+                   sp.erank_ratio, sp.stable_rank, sp.numerical_rank, sp.spectral_norm,
+                   sp.condition_number, sp.finite)
+        for i, (layer, sp) in enumerate(zip(layers, spectra, strict=True))
+    )
+    x, y = next(batches(data, input_shape, num_classes, batch_size, 1, seed))
+    with preserved(model), torch.no_grad(), FeatureProbe(model) as probe:
+        model.train(mode == "train")
+        torch.manual_seed(seed)
+        logits = model(x.to(dev))
+        loss = nn.functional.cross_entropy(logits, y.to(dev)).item()
+        probe.collect()
+    branch_std = dict(probe.branches)
+    features = tuple(
+        FeatureRankRow(i, name, shape, r.erank, r.erank_ratio, r.rank1_distance, r.dong_residual,
+                       r.response_std, branch_std.get(name.rsplit(":", 1)[0], math.nan)
+                       if name.endswith(":in") else math.nan, r.finite)
+        for i, (name, shape, r) in enumerate(probe.boundaries)
+    )
+    summary = _summary(weights, features)
+    verdict = diagnose_rank(summary, weights, features, thresholds)
+    run = RunInfo(1, batch_size, seed, str(dev), data.describe(), mode, loss, torch.__version__,
+                  resdiag.__version__)
+    return RankResult(info, run, conv, str(checkpoint) if checkpoint else None, weights, features,
+                      summary, verdict)
+
+
+def _summary(weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ...]) -> RankSummary:
+    nan = math.nan
+    first = features[0].erank_ratio if features else nan
+    last = features[-1].erank_ratio if features else nan
+    w_ratio = [w.erank_ratio for w in weights if math.isfinite(w.erank_ratio)]
+    w_stable = [w.stable_rank for w in weights if math.isfinite(w.stable_rank)]
+    return RankSummary(
+        feature_erank_ratio_first=first,
+        feature_erank_ratio_last=last,
+        feature_erank_retention=last / first if first and math.isfinite(first) else nan,
+        rank1_distance_last=features[-1].rank1_distance if features else nan,
+        weight_erank_ratio_min=min(w_ratio, default=nan),
+        weight_erank_ratio_median=statistics.median(w_ratio) if w_ratio else nan,
+        weight_stable_rank_median=statistics.median(w_stable) if w_stable else nan,
+    )

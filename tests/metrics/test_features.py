@@ -1,0 +1,66 @@
+"""Gram-based feature metrics against the direct (SVD of X) implementation and closed forms."""
+
+import numpy as np
+import pytest
+import torch
+
+from resdiag.metrics.features import feature_ranks_from_gram, gram_stats
+from resdiag.metrics.rank import feature_rank
+
+EPS64 = torch.finfo(torch.float64).eps
+
+
+def via_gram(*xs):
+    stats = [gram_stats(x) for x in xs]
+    grams = torch.stack([g for g, _ in stats])
+    sums = torch.stack([s for _, s in stats])
+    features = [x[0].numel() for x in xs]
+    return feature_ranks_from_gram(grams, sums, features, [True] * len(xs), EPS64)
+
+
+@pytest.mark.parametrize("shape", [(16, 40), (40, 16), (8, 3, 4, 4)])
+def test_matches_direct_feature_rank(shape):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64) * 2 + 0.5
+    got, want = via_gram(x)[0], feature_rank(x)
+    for field in ("erank", "erank_ratio", "rank1_distance", "dong_residual", "response_std"):
+        assert getattr(got, field) == pytest.approx(getattr(want, field), rel=1e-9), field
+
+
+def test_matches_numpy_svd_of_centred_features():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((32, 5)) @ rng.standard_normal((5, 50))  # rank 5
+    xc = x - x.mean(0)
+    s = np.linalg.svd(xc, compute_uv=False)
+    p = s[s > 1e-10] / s[s > 1e-10].sum()
+    got = via_gram(torch.from_numpy(x))[0]
+    assert got.erank == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-9)
+    assert got.response_std == pytest.approx(x.std(), rel=1e-12)
+
+
+def test_closed_forms():
+    ones = torch.ones(10, 7, dtype=torch.float64)
+    r = via_gram(ones * 3)[0]
+    assert r.erank == 0 and r.rank1_distance == pytest.approx(0, abs=1e-7) and r.dong_residual == 0
+    # Orthogonal, equal-norm, zero-mean rows: centred erank is b - 1 (the ceiling), ratio 1.
+    q, _ = torch.linalg.qr(torch.randn(20, 8, dtype=torch.float64))
+    x = (torch.eye(8, dtype=torch.float64) - 1 / 8) @ q.T  # rows: centred basis vectors
+    r = via_gram(x)[0]
+    assert r.erank == pytest.approx(7, rel=1e-9) and r.erank_ratio == pytest.approx(1, rel=1e-9)
+
+
+def test_non_finite_is_flagged_not_raised():
+    x = torch.randn(4, 6, dtype=torch.float64)
+    x[1, 2] = float("inf")
+    g, s = gram_stats(x)
+    r = feature_ranks_from_gram(g[None], s[None], [6], [False], EPS64)[0]
+    assert not r.finite and np.isnan(r.erank)
+
+
+def test_batched_mixed_feature_sizes():
+    torch.manual_seed(2)
+    a, b = torch.randn(12, 30, dtype=torch.float64), torch.randn(12, 5, dtype=torch.float64)
+    ra, rb = via_gram(a, b)
+    assert ra.erank == pytest.approx(feature_rank(a).erank, rel=1e-9)
+    assert rb.erank == pytest.approx(feature_rank(b).erank, rel=1e-9)
+    assert rb.erank_ratio == pytest.approx(feature_rank(b).erank / 5, rel=1e-9)
