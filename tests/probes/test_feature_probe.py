@@ -26,7 +26,7 @@ def test_probe_matches_direct_metrics(cfg):
     for h in handles:
         h.remove()
     assert len(probe.boundaries) == len(captured) == len(blocks) + 1
-    for (name, shape, got), feats in zip(probe.boundaries, captured, strict=True):
+    for (_name, shape, got), feats in zip(probe.boundaries, captured, strict=True):
         want = feature_rank(feats)
         assert shape == tuple(feats.shape)
         assert got.erank == pytest.approx(want.erank, rel=1e-7)

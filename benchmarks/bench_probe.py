@@ -1,0 +1,90 @@
+"""Probe overhead and CLI start-up, measured side by side in one run.
+
+    python benchmarks/bench_probe.py [--device auto] [--batch-size N] [--repeats R]
+
+Prints, for resnet56 and resnet110, the median time of a bare forward+backward and of the same
+step recorded by GradientProbe (hooks + one host sync per step), interleaved so that machine noise
+hits both alike, and their ratio (target <= 1.05). Then the wall time of `resdiag --help` against
+a bare `python -c pass`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+from resdiag.probes.grad import GradientProbe
+from resdiag.run.common import resolve_device, sync
+from resdiag.zoo import build, resolve
+
+
+def step(model, x, y, dev):
+    for p in model.parameters():
+        p.grad = None
+    nn.functional.cross_entropy(model(x), y).backward()
+
+
+def bench_model(name: str, dev: torch.device, batch_size: int, repeats: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = build(resolve(name)).to(dev).train()
+    x = torch.randn(batch_size, 3, 32, 32, device=dev)
+    y = torch.randint(0, 10, (batch_size,), device=dev)
+    bare, probed = [], []
+    with GradientProbe(model) as probe:
+        pass  # warm the probe's code path once
+    for _ in range(3):
+        step(model, x, y, dev)
+    sync(dev)
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step(model, x, y, dev)
+        sync(dev)  # the bare step also waits for the device, as the probe's one sync does
+        bare.append(time.perf_counter() - t)
+        with GradientProbe(model) as probe:
+            t = time.perf_counter()
+            step(model, x, y, dev)
+            probe.step()  # includes the single device->host copy
+            probed.append(time.perf_counter() - t)
+    return statistics.median(bare), statistics.median(probed)
+
+
+def startup(repeats: int = 7) -> tuple[float, float]:
+    def run(cmd):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    return run([sys.executable, "-c", "pass"]), run([sys.executable, "-m", "resdiag", "--help"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=None)
+    args = ap.parse_args()
+    dev = resolve_device(args.device)
+    bs = args.batch_size or (128 if dev.type == "cuda" else 32)
+    reps = args.repeats or (30 if dev.type == "cuda" else 7)
+    print(f"device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}), "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {bs}, {reps} repeats")
+    for name in ("resnet56", "resnet110"):
+        bare, probed = bench_model(name, dev, bs, reps)
+        print(f"{name:10s} bare fwd+bwd {bare * 1e3:8.1f} ms   recorded {probed * 1e3:8.1f} ms   "
+              f"ratio {probed / bare:.3f}  (target <= 1.05)")
+    python, cli = startup()
+    print(f"startup   python -c pass {python:.3f} s   resdiag --help {cli:.3f} s   "
+          f"resdiag's own share {cli - python:.3f} s  (target: --help < 0.3 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""CUDA checks: skipped where torch sees no GPU (CI), run on a GPU machine with `-m gpu` or plainly."""
+
+import pytest
+import torch
+
+from resdiag.probes.features import FeatureProbe
+from resdiag.probes.grad import GradientProbe
+from resdiag.run.gradflow import grad_flow_config
+from resdiag.run.rank import rank_config
+from resdiag.zoo import build, resolve
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def tiny():
+    return resolve("resnet8", width=0.5, input_shape=(3, 16, 16))
+
+
+def test_grad_flow_cuda_matches_cpu():
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    cpu = grad_flow_config(tiny(), batches_=2, batch_size=8, device="cpu")
+    gpu = grad_flow_config(tiny(), batches_=2, batch_size=8, device="cuda")
+    assert gpu.run.device.startswith("cuda")
+    for a, b in zip(cpu.layers + cpu.boundaries, gpu.layers + gpu.boundaries, strict=True):
+        assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-3)
+
+
+def test_rank_cuda_matches_cpu():
+    cpu = rank_config(tiny(), batch_size=32, device="cpu")
+    gpu = rank_config(tiny(), batch_size=32, device="cuda")
+    for a, b in zip(cpu.features, gpu.features, strict=True):
+        assert b.erank == pytest.approx(a.erank, rel=1e-3)
+    for a, b in zip(cpu.weights, gpu.weights, strict=True):
+        assert b.stable_rank == pytest.approx(a.stable_rank, rel=1e-4)
+
+
+def test_probes_do_not_sync_inside_the_step():
+    """Hooks keep their numbers on the device: no host sync until probe.step()/collect()."""
+    model = build(tiny()).cuda()
+    x = torch.randn(8, 3, 16, 16, device="cuda")
+    y = torch.randint(0, 10, (8,), device="cuda")
+    with GradientProbe(model) as probe:
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        probe.step()
+    with torch.no_grad(), FeatureProbe(model) as fprobe:
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            model(x)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        fprobe.collect()
+    assert len(fprobe.boundaries) == 4
