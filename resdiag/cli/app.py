@@ -1,12 +1,13 @@
 """The resdiag command line: a thin layer that parses, makes one library call and renders.
 
-Exit codes: 0 all is well; 1 a check found a problem (``--strict``, ``resdiag check``);
+Exit codes: 0 all is well; 1 a check found a problem (``--strict``);
 2 a usage or input error (one line on stderr); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 
@@ -30,6 +31,9 @@ app = typer.Typer(
 )
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
+# typer >= 0.23 raises its own Exit/Abort; older typer re-exports click's.
+_EXITS = tuple({typer.Exit, getattr(click.exceptions, "Exit", typer.Exit)})
+_ABORTS = tuple({typer.Abort, getattr(click.exceptions, "Abort", typer.Abort), KeyboardInterrupt})
 
 
 def fail(message: str) -> None:
@@ -200,7 +204,11 @@ def _write(path, results, compare_schema: str, compare: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one line on stderr and exit 2 for usage errors, 130 for Ctrl-C."""
+    """Entry point: one line on stderr and exit 2 for usage errors, 130 for Ctrl-C.
+
+    An unexpected exception is a bug or an input resdiag did not foresee: it is reported in one
+    line (exit 2) unless RESDIAG_DEBUG=1 is set, which shows the traceback.
+    """
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="resdiag", standalone_mode=False)
@@ -211,12 +219,19 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (see 'resdiag {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
         fail(f"{exc.format_message()}{hint}")
         code = EXIT_USAGE
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        sys.stderr.write("resdiag: interrupted\n")
-        code = EXIT_INTERRUPT
     except click.exceptions.ClickException as exc:
         fail(exc.format_message())
         code = EXIT_USAGE
+    except _EXITS as exc:
+        code = exc.exit_code
+    except _ABORTS:
+        code = EXIT_INTERRUPT
+    except Exception as exc:
+        if os.environ.get("RESDIAG_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        fail(f"unexpected {type(exc).__name__}: {first} (RESDIAG_DEBUG=1 shows the traceback)")
+        code = EXIT_USAGE
+    if code == EXIT_INTERRUPT:
+        sys.stderr.write("resdiag: interrupted\n")
     sys.exit(code if isinstance(code, int) else 0)

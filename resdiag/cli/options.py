@@ -72,11 +72,13 @@ PlotOut = Annotated[Path | None, typer.Option("--plot", rich_help_panel=OUTPUT,
 Compare = Annotated[bool, typer.Option("--compare", rich_help_panel=OUTPUT,
                                        help="Also run the plain/residual twin; one table, one figure.")]
 Rows = Annotated[int, typer.Option("--rows", rich_help_panel=OUTPUT,
-                                   help="Most table rows to show (evenly spread); 0 shows all.")]
+                                   min=0, help="Most table rows to show (evenly spread); 0 shows all.")]
 VanishRatio = Annotated[float, typer.Option(
-    "--vanish-ratio", rich_help_panel=OUTPUT, help="Vanishing when ||dE/dx_0|| / ||dE/dx_L|| is below.")]
+    "--vanish-ratio", rich_help_panel=OUTPUT,
+    help="Vanishing when ||dE/dx_0|| / ||dE/dx_L||, or its fitted trend, is below.")]
 ExplodeRatio = Annotated[float, typer.Option(
-    "--explode-ratio", rich_help_panel=OUTPUT, help="Exploding when ||dE/dx_0|| / ||dE/dx_L|| is above.")]
+    "--explode-ratio", rich_help_panel=OUTPUT,
+    help="Exploding when ||dE/dx_0|| / ||dE/dx_L||, or its fitted trend, is above.")]
 Checkpoint = Annotated[Path | None, typer.Option(
     "--checkpoint", rich_help_panel=MODEL,
     help="Load a state_dict (torch.load with weights_only=True) into the model.")]

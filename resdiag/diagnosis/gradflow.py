@@ -13,6 +13,8 @@ Rules (each finding names its rule id and source):
 ``boundary.exploding``   ||dE/dx_0|| / ||dE/dx_L|| > ``explode_ratio`` -> "exploding"
                          (the seed's eq.: with identity shortcuts dE/dx_0 = dE/dx_L (1 + ...);
                          He et al. 2016, eqs. 5 and 8)
+``zero``                 ||dE/dx_0|| = 0 while ||dE/dx_L|| > 0, or every weight gradient exactly 0
+                         -> "vanishing": nothing reaches the input (the ratios are 0/0 then).
 ``slope.vanishing`` / ``slope.exploding``  the fitted end-to-end factor exp(L * s), s the fitted
                          per-block slope of ln ||dE/dx_l|| toward the input, beyond the same
                          ratios: a trend over the whole profile, robust to a noisy end point.
@@ -54,6 +56,7 @@ def diagnose(
                         f"non-finite {what} at {names[j]} (first on the way back from the output)",
                         AUTOTRAINER)
             )
+    findings += _zero(weight_grads, boundary_grads)
     findings += _autotrainer(summary.weight_first_last_ratio, weight_grads, t)
     findings += _ratio_rules("boundary", summary.boundary_ratio, "||dE/dx_0|| / ||dE/dx_L||", t)
     n = max(len(boundary_grads) - 1, 0)
@@ -62,6 +65,15 @@ def diagnose(
     findings += _ratio_rules("slope", fitted, f"fitted end-to-end factor exp({n} * slope)", t)
     status = max((f.status for f in findings), key=SEVERITY.__getitem__, default="healthy")
     return Verdict(status, tuple(findings))
+
+
+def _zero(weight_grads: list[float], boundary_grads: list[float]) -> list[Finding]:
+    if len(boundary_grads) >= 2 and boundary_grads[0] == 0 and boundary_grads[-1] > 0:
+        return [Finding("zero", "vanishing", 0.0, 0.0,
+                        "||dE/dx_0|| is exactly 0: no gradient reaches the first block", SEED)]
+    if weight_grads and all(g == 0 for g in weight_grads):
+        return [Finding("zero", "vanishing", 0.0, 0.0, "every weight gradient is exactly 0", SEED)]
+    return []
 
 
 def _autotrainer(ratio: float, weight_grads: list[float], t: GradThresholds) -> list[Finding]:

@@ -11,9 +11,12 @@ Usage::
 
 Weight gradients are read by hooks on the parameters (``Tensor.register_hook``), so each step sees
 the gradient of its own backward even when ``.grad`` accumulates, and a weight shared by two
-layers is counted once, with its total gradient. Activation gradients dE/dx_l are read by tensor
-hooks placed, during the forward pass, on the input of every block and on the output of the last.
-Norms are L2 norms of the flattened tensor (the Frobenius norm), computed in float32 or wider.
+layers is counted once, with its total gradient. The hook only keeps a reference; ``step`` takes
+all their norms in one fused call (``torch._foreach_norm``, as ``clip_grad_norm_`` does).
+Activation gradients dE/dx_l are read by tensor hooks placed, during the forward pass, on the
+input of every block and on the output of the last; their norms are taken in the hook, so the
+activation gradients are freed as usual. Norms are L2 norms of the flattened tensor (the
+Frobenius norm), computed in float32 or wider.
 """
 
 from __future__ import annotations
@@ -32,14 +35,27 @@ class GradStep:
     """One recorded backward pass. NaN marks a layer or boundary that received no gradient."""
 
     weight_grad: tuple[float, ...]  # ||dE/dW|| per layer, in ``GradientProbe.layers`` order
+    weight_seen: tuple[bool, ...]  # whether the layer received a gradient in this step
     boundary_grad: tuple[float, ...]  # ||dE/dx_l|| for l = 0..L, in forward order
     boundary_shapes: tuple[tuple[int, ...], ...]
     boundary_names: tuple[str, ...]
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 def _norm(t: torch.Tensor) -> torch.Tensor:
-    wide = t if t.dtype in (torch.float32, torch.float64) else t.float()
-    return torch.linalg.vector_norm(wide)
+    return torch.linalg.vector_norm(_wide(t))
+
+
+def _norms(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Norms of many tensors in one fused kernel where torch offers it."""
+    ts = [_wide(t) for t in ts]
+    foreach = getattr(torch, "_foreach_norm", None)
+    if foreach is not None and len({(t.device, t.dtype) for t in ts}) == 1:
+        return list(foreach(ts))
+    return [torch.linalg.vector_norm(t) for t in ts]
 
 
 class GradientProbe:
@@ -57,7 +73,7 @@ class GradientProbe:
         self.steps: list[GradStep] = []
         self.weight_norms: tuple[float, ...] = ()
         self._handles: list = []
-        self._wgrad: list[torch.Tensor | None] = []
+        self._wgrad: list[torch.Tensor | None] = []  # this step's gradient of each weight
         self._bgrad: list[torch.Tensor | None] = []
         self._bmeta: list[tuple[str, tuple[int, ...]]] = []
 
@@ -95,7 +111,7 @@ class GradientProbe:
     # -- hooks -------------------------------------------------------------------------------
     def _weight_hook(self, i: int):
         def hook(grad: torch.Tensor) -> None:
-            self._wgrad[i] = _norm(grad.detach())
+            self._wgrad[i] = grad.detach()
 
         return hook
 
@@ -127,12 +143,16 @@ class GradientProbe:
     # -- steps -------------------------------------------------------------------------------
     def step(self) -> GradStep:
         """Close one forward+backward: move this step's norms to the host in one sync."""
-        device_values = [v.float() for v in (*self._wgrad, *self._bgrad) if v is not None]
+        seen = [g is not None for g in self._wgrad]
+        wnorms = iter(_norms([g for g in self._wgrad if g is not None]) if any(seen) else [])
+        wnorms = [next(wnorms) if ok else None for ok in seen]
+        device_values = [v.float() for v in (*wnorms, *self._bgrad) if v is not None]
         host = iter(torch.stack(device_values).cpu().tolist() if device_values else [])
-        values = [math.nan if v is None else next(host) for v in (*self._wgrad, *self._bgrad)]
+        values = [math.nan if v is None else next(host) for v in (*wnorms, *self._bgrad)]
         n = len(self._wgrad)
         step = GradStep(
             weight_grad=tuple(values[:n]),
+            weight_seen=tuple(seen),
             boundary_grad=tuple(values[n:]),
             boundary_shapes=tuple(shape for _, shape in self._bmeta),
             boundary_names=tuple(label for label, _ in self._bmeta),

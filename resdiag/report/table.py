@@ -44,6 +44,8 @@ def pick_rows(n: int, limit: int | None) -> list[int]:
     """All rows, or ``limit`` rows evenly spread with the first and last always shown."""
     if limit is None or n <= limit:
         return list(range(n))
+    if limit < 2:
+        return [n - 1]
     return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
 
 

@@ -19,7 +19,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Finding:
     rule: str  # stable id, e.g. "autotrainer.vanishing"
-    status: str  # "vanishing" | "exploding" | "non_finite" | ...
+    status: str  # grad-flow: "vanishing" | "exploding"; rank: "collapse" | "non_finite"
     value: float
     threshold: float
     message: str

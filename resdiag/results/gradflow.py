@@ -23,6 +23,7 @@ class LayerGrad:
     weight_norm: float  # ||W||_2 (Frobenius)
     ratio: float  # grad_norm / weight_norm
     relative: float  # grad_norm / grad_norm of the last layer
+    has_grad: bool = True  # False for a layer no batch gave a gradient (frozen, unused)
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,10 @@ def model_info(model: nn.Module, cfg: ModelConfig | None = None, name: str | Non
         return ModelInfo(name or type(model).__name__, "custom", params, {})
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     return ModelInfo(cfg.name, cfg.family, params, config)
+
+
+def check_batch(model: nn.Module, batch_size: int, mode: str) -> None:
+    """Refuse up front what BatchNorm would refuse mid-run: one sample per batch in train mode."""
+    bn = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+    if mode == "train" and batch_size < 2 and any(isinstance(m, bn) for m in model.modules()):
+        raise ResdiagError("BatchNorm in train mode needs --batch-size >= 2 (or use --mode eval)")

@@ -22,7 +22,7 @@ from resdiag.results import (
     ModelInfo,
     RunInfo,
 )
-from resdiag.run.common import model_info, preserved, resolve_device
+from resdiag.run.common import check_batch, model_info, preserved, resolve_device
 from resdiag.zoo import ModelConfig, build
 
 
@@ -59,6 +59,7 @@ def grad_flow(
         raise ResdiagError(f"--batches and --batch-size must be >= 1, got {batches_} and {batch_size}")
     if mode not in ("train", "eval"):
         raise ResdiagError(f"unknown mode {mode!r}: use train or eval")
+    check_batch(model, batch_size, mode)
     dev = resolve_device(device)
     info = info or model_info(model)
     model.to(dev)
@@ -81,11 +82,13 @@ def grad_flow(
 def _result(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds) -> GradFlowResult:
     w_mean, w_std = mean_std([s.weight_grad for s in probe.steps])
     b_mean, b_std = mean_std([s.boundary_grad for s in probe.steps])
-    last_w = w_mean[-1] if w_mean else float("nan")
+    seen = [any(s.weight_seen[i] for s in probe.steps) for i in range(len(probe.layers))]
+    seen_means = [g for g, ok in zip(w_mean, seen, strict=True) if ok]
+    last_w = seen_means[-1] if seen_means else float("nan")
     layers = tuple(
-        LayerGrad(i, layer.name, layer.kind, layer.shape, g, sd, wn, _div(g, wn), _div(g, last_w))
-        for i, (layer, g, sd, wn) in enumerate(
-            zip(probe.layers, w_mean, w_std, probe.weight_norms, strict=True)
+        LayerGrad(i, layer.name, layer.kind, layer.shape, g, sd, wn, _div(g, wn), _div(g, last_w), ok)
+        for i, (layer, g, sd, wn, ok) in enumerate(
+            zip(probe.layers, w_mean, w_std, probe.weight_norms, seen, strict=True)
         )
     )
     step = probe.steps[0]
@@ -98,14 +101,13 @@ def _result(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thre
     )
     slope = log_growth_per_block(b_mean)
     summary = GradFlowSummary(
-        weight_first_last_ratio=end_to_end_ratio(w_mean),
+        weight_first_last_ratio=end_to_end_ratio(seen_means),
         boundary_ratio=end_to_end_ratio(b_mean),
         log_growth_per_block=slope,
         growth_per_block=_exp(slope),
     )
-    verdict = diagnose(
-        summary, w_mean, [layer.name for layer in probe.layers], b_mean, list(step.boundary_names), thresholds
-    )
+    names = [x.name for x in layers if x.has_grad]
+    verdict = diagnose(summary, seen_means, names, b_mean, list(step.boundary_names), thresholds)
     run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__)
     return GradFlowResult(info, run, layers, boundaries, summary, verdict)
 

@@ -60,7 +60,7 @@ def parse_shortcut(text: str) -> Shortcut:
     nums = _floats(arg, text) if arg else []
     arity = {"identity": 0, "conv": 0, "scale": 2, "gate": 1, "shortcut_gate": 1, "dropout": 1}
     if len(nums) > arity[kind] or (kind == "scale" and not nums):
-        raise ResdiagError(f"malformed shortcut {text!r}: see 'resdiag models --help' for the syntax")
+        raise ResdiagError(f"malformed shortcut {text!r}: 'resdiag models' shows the syntax")
     if kind == "scale":
         return Shortcut("scale", lam=nums[0], f_scale=nums[1] if len(nums) > 1 else 1.0)
     if kind in ("gate", "shortcut_gate"):
@@ -177,7 +177,7 @@ def validate(cfg: ModelConfig) -> ModelConfig:
     if len(cfg.input_shape) != 3:
         raise ResdiagError(f"a CIFAR ResNet takes input shape C,H,W; got {_shape(cfg.input_shape)}")
     if round(16 * cfg.width) < 1:
-        raise ResdiagError(f"width {cfg.width:g} leaves the first stage with no filters: use >= 0.0625")
+        raise ResdiagError(f"width {cfg.width:g} leaves the first stage with no filters: use >= 0.04")
     return cfg
 
 

@@ -47,3 +47,10 @@ def test_non_finite_names_the_first_layer_on_the_way_back():
     v = verdict([math.nan, math.inf, 1.0], [math.inf, 2.0, 1.0])
     msgs = [f.message for f in v.findings if f.rule == "non_finite"]
     assert v.status == "exploding" and any("w1" in m for m in msgs) and any("x0" in m for m in msgs)
+
+
+def test_zero_gradients_are_vanishing_not_healthy():
+    v = verdict([0.0, 0.0], [0.0, 0.0, 0.0])
+    assert v.status == "vanishing" and "zero" in rules(v)
+    v = verdict([0.0, 1.0], [0.0, 0.5, 1.0])
+    assert v.status == "vanishing" and "zero" in rules(v)

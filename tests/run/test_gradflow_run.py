@@ -75,3 +75,23 @@ def test_bad_arguments():
         grad_flow_config(tiny(), device="cuda")
     with pytest.raises(ResdiagError, match="CIFAR-10 images"):
         grad_flow_config(tiny(), data=DataSpec("cifar10", None), device="cpu")
+
+
+def test_frozen_layer_is_not_a_finding():
+    cfg = tiny()
+    model = build(cfg)
+    model.stem.conv.weight.requires_grad_(False)
+    r = grad_flow(model, input_shape=cfg.input_shape, num_classes=10, batches_=1, batch_size=4, device="cpu")
+    assert not r.layers[0].has_grad and r.layers[1].has_grad
+    assert not any(f.rule == "non_finite" for f in r.verdict.findings)
+    assert r.summary.weight_first_last_ratio == pytest.approx(r.layers[1].grad_norm / r.layers[-1].grad_norm)
+
+
+def test_zero_init_is_vanishing():
+    r = grad_flow_config(tiny(init_gain=0.0), batches_=1, batch_size=4, device="cpu")
+    assert r.verdict.status == "vanishing"
+
+
+def test_batchnorm_with_one_sample_is_refused_up_front():
+    with pytest.raises(ResdiagError, match="batch-size >= 2"):
+        grad_flow_config(tiny(), batches_=1, batch_size=1, device="cpu")
