@@ -26,7 +26,7 @@ from resdiag.results import (
     WeightRank,
 )
 from resdiag.run.checkpoint import load_checkpoint
-from resdiag.run.common import model_info, preserved, resolve_device
+from resdiag.run.common import check_batch, model_info, preserved, resolve_device
 from resdiag.zoo import ModelConfig, build
 
 
@@ -69,6 +69,7 @@ def rank(
     mode = mode or ("eval" if checkpoint else "train")
     if mode not in ("train", "eval"):
         raise ResdiagError(f"unknown mode {mode!r}: use train or eval")
+    check_batch(model, batch_size, mode)
     dev = resolve_device(device)
     info = info or model_info(model)
     model.to(dev)

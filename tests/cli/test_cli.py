@@ -93,3 +93,50 @@ def test_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "resdiag", "grad-flow", "--depth", "57"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("resdiag: error:")
+
+
+def test_rank_end_to_end(tmp_path, capsys):
+    j, p = tmp_path / "r.json", tmp_path / "r.png"
+    args = [a for a in TINY if a not in ("-k", "1")]
+    code, out, err = run(capsys, "rank", *args, "--plain", "--json", str(j), "--plot", str(p))
+    assert code == 0, err
+    d = json.loads(j.read_text())
+    assert d["schema"] == "resdiag.rank" and len(d["weights"]) == 8 and len(d["features"]) == 4
+    assert d["verdict"]["status"] in ("healthy", "collapse")
+    assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rank_compare(tmp_path, capsys):
+    j = tmp_path / "c.json"
+    args = [a for a in TINY if a not in ("-k", "1")]
+    code, _, _ = run(capsys, "rank", *args, "--compare", "--json", str(j))
+    assert code == 0
+    assert [r["model"]["name"] for r in json.loads(j.read_text())["results"]] == ["plain8", "resnet8"]
+
+
+RANK_BAD = [
+    (["rank", "--checkpoint", "/no/such.pt"], "checkpoint not found"),
+    (["rank", "--conv", "diagonal", *TINY[:6]], "--conv"),
+    (["rank", "--batch-size", "1", *TINY[:6]], ">= 2"),
+    (["rank", "--rtol", "-1", *TINY[:6]], "--rtol"),
+    (["rank", "--compare", "--checkpoint", "x.pt"], "--compare"),
+]
+
+
+@pytest.mark.parametrize("args, message", RANK_BAD, ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_rank_bad_input(tmp_path, capsys, args, message):
+    j = tmp_path / "o.json"
+    code, _, err = run(capsys, *args, "--json", str(j))
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not j.exists()
+
+
+def test_rank_mismatched_checkpoint_names_keys(tmp_path, capsys):
+    import torch
+
+    from resdiag.zoo import build, resolve
+
+    ck = tmp_path / "mlp.pt"
+    torch.save(build(resolve("mlp", 2, width=8)).state_dict(), ck)
+    code, _, err = run(capsys, "rank", *TINY[:6], "--checkpoint", str(ck))
+    assert code == 2 and "missing" in err and "unexpected" in err and "stem.conv.weight" in err
