@@ -97,6 +97,7 @@ def grad_flow(
     block: o.Block = None, projection: o.Projection = None, placement: o.Placement = None,
     norm: o.Norm = None, width: o.Width = None, num_classes: o.NumClasses = None,
     input_shape: o.InputShape = None, init_gain: o.InitGain = None, branch_gain: o.BranchGain = None,
+    model: o.UserModel = None, blocks: o.Blocks = None, checkpoint: o.Checkpoint = None,
     batches: o.Batches = 4, batch_size: o.BatchSize = 32, seed: o.Seed = 0, device: o.Device = "auto",
     data: o.Data = "synthetic", mode: o.Mode = "train",
     json_out: o.JsonOut = None, plot: o.PlotOut = None, compare: o.Compare = False, rows: o.Rows = 60,
@@ -110,23 +111,22 @@ def grad_flow(
         from resdiag.diagnosis.thresholds import GradThresholds
         from resdiag.report.plot import FORMATS, plot_grad_flow
         from resdiag.report.table import compare_table, grad_flow_tables, print_all
-        from resdiag.run.gradflow import grad_flow_config
-        from resdiag.zoo import twin
+        from resdiag.run.gradflow import grad_flow, grad_flow_config
 
         o.check_output(json_out, (".json",))
         o.check_output(plot, tuple(FORMATS))
-        cfg = o.model_config(arch, depth, plain, shortcut, block, projection, placement, norm, width,
-                             num_classes, input_shape, init_gain, branch_gain)
         if not (vanish_ratio > 0 and explode_ratio > vanish_ratio):
             raise ResdiagError("thresholds must satisfy 0 < --vanish-ratio < --explode-ratio")
-        thresholds = GradThresholds(vanish_ratio=vanish_ratio, explode_ratio=explode_ratio)
-        cfgs = [cfg, twin(cfg)] if compare else [cfg]
-        cfgs.sort(key=lambda c: not c.plain)  # plain first, then residual
         spec = parse_data(data)
+        found = o.targets(model, arch, depth, plain, shortcut, block, projection, placement, norm, width,
+                          num_classes, input_shape, init_gain, branch_gain, compare, checkpoint)
+        kw = dict(batches_=batches, batch_size=batch_size, seed=seed, device=device, data=spec, mode=mode,
+                  thresholds=GradThresholds(vanish_ratio=vanish_ratio, explode_ratio=explode_ratio),
+                  blocks=blocks)
         results = [
-            grad_flow_config(c, batches_=batches, batch_size=batch_size, seed=seed, device=device,
-                             data=spec, mode=mode, thresholds=thresholds)
-            for c in cfgs
+            grad_flow_config(cfg, checkpoint=checkpoint, **kw) if cfg else
+            grad_flow(user[0], input_shape=user[1], num_classes=user[2], info=user[3], **kw)
+            for cfg, user in found
         ]
         limit = rows or None
         if compare:
@@ -147,7 +147,7 @@ def rank(
     block: o.Block = None, projection: o.Projection = None, placement: o.Placement = None,
     norm: o.Norm = None, width: o.Width = None, num_classes: o.NumClasses = None,
     input_shape: o.InputShape = None, init_gain: o.InitGain = None, branch_gain: o.BranchGain = None,
-    checkpoint: o.Checkpoint = None,
+    model: o.UserModel = None, blocks: o.Blocks = None, checkpoint: o.Checkpoint = None,
     batch_size: o.BatchSize = 256, seed: o.Seed = 0, device: o.Device = "auto",
     data: o.Data = "synthetic", mode: o.RankMode = None, conv: o.Conv = "flat",
     rtol: o.Rtol = None, atol: o.Atol = None,
@@ -163,24 +163,23 @@ def rank(
         from resdiag.diagnosis.thresholds import RankThresholds
         from resdiag.report.plot import FORMATS, plot_rank
         from resdiag.report.table import print_all, rank_compare_table, rank_tables
-        from resdiag.run.rank import rank_config
-        from resdiag.zoo import twin
+        from resdiag.run.rank import rank, rank_config
 
         o.check_output(json_out, (".json",))
         o.check_output(plot, tuple(FORMATS))
-        cfg = o.model_config(arch, depth, plain, shortcut, block, projection, placement, norm, width,
-                             num_classes, input_shape, init_gain, branch_gain)
-        if compare and checkpoint:
-            raise ResdiagError("--compare builds the twin at initialisation; it cannot take --checkpoint")
         if rtol is not None and not rtol >= 0 or atol is not None and not atol >= 0:
             raise ResdiagError("--rtol and --atol must be >= 0")
-        thresholds = RankThresholds(min_retention, min_rank1_distance, min_weight_erank)
-        cfgs = sorted([cfg, twin(cfg)] if compare else [cfg], key=lambda c: not c.plain)
         spec = parse_data(data)
+        found = o.targets(model, arch, depth, plain, shortcut, block, projection, placement, norm, width,
+                          num_classes, input_shape, init_gain, branch_gain, compare, checkpoint)
+        kw = dict(batch_size=batch_size, seed=seed, device=device, data=spec, mode=mode, conv=conv,
+                  rtol=rtol, atol=atol, blocks=blocks,
+                  thresholds=RankThresholds(min_retention, min_rank1_distance, min_weight_erank))
         results = [
-            rank_config(c, seed=seed, checkpoint=checkpoint, batch_size=batch_size, device=device,
-                        data=spec, mode=mode, conv=conv, rtol=rtol, atol=atol, thresholds=thresholds)
-            for c in cfgs
+            rank_config(cfg, checkpoint=checkpoint, **kw) if cfg else
+            rank(user[0], input_shape=user[1], num_classes=user[2], info=user[3],
+                 checkpoint=checkpoint, **kw)
+            for cfg, user in found
         ]
         limit = rows or None
         items = rank_compare_table(results, limit) if compare else rank_tables(results[0], limit)
@@ -235,3 +234,4 @@ def main(argv: list[str] | None = None) -> None:
     if code == EXIT_INTERRUPT:
         sys.stderr.write("resdiag: interrupted\n")
     sys.exit(code if isinstance(code, int) else 0)
+from resdiag.cli import check_cmd  # noqa: E402,F401  (registers the command)

@@ -55,6 +55,15 @@ BranchGain = Annotated[float | None, typer.Option(
     "--branch-gain", rich_help_panel=MODEL,
     help="MLPs: std of branch weights is GAIN*sqrt(2/width) (default 1 plain, 1/sqrt(depth) residual).")]
 
+UserModel = Annotated[str | None, typer.Option(
+    "--model", "-m", rich_help_panel=MODEL,
+    help="Your own model: package.module:factory, a callable returning an nn.Module (imports and runs "
+         "your code). Takes --input-shape, --num-classes, --checkpoint, --blocks.")]
+Blocks = Annotated[str | None, typer.Option(
+    "--blocks", rich_help_panel=MODEL,
+    help="Regular expression over module names picking the blocks whose inputs are the x_l "
+         "(default: resdiag's blocks, else classes named *Block/*Bottleneck/*Unit).")]
+
 Batches = Annotated[int, typer.Option("--batches", "-k", rich_help_panel=RUN,
                                       help="Mini-batches to average over.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", rich_help_panel=RUN, help="Mini-batch size.")]
@@ -142,3 +151,28 @@ def check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
         raise ResdiagError(f"{path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise ResdiagError(f"{path} is a folder; give a file name")
+
+
+def targets(model_spec, arch, depth, plain, shortcut, block, projection, placement, norm, width,
+            num_classes, input_shape, init_gain, branch_gain, compare: bool, checkpoint) -> list:
+    """What a command runs on: zoo configs (two with --compare, plain first) or one user model,
+    as ``(cfg, None)`` or ``(None, (model, input_shape, num_classes, info))`` pairs."""
+    if model_spec is None:
+        from resdiag.zoo import twin
+
+        cfg = model_config(arch, depth, plain, shortcut, block, projection, placement, norm, width,
+                           num_classes, input_shape, init_gain, branch_gain)
+        if compare and checkpoint:
+            raise ResdiagError("--compare builds the twin at initialisation; it cannot take --checkpoint")
+        cfgs = sorted([cfg, twin(cfg)] if compare else [cfg], key=lambda c: not c.plain)
+        return [(c, None) for c in cfgs]
+    zoo_only = {"--arch": arch, "--depth": depth, "--plain": plain or None, "--shortcut": shortcut,
+                "--block": block, "--projection": projection, "--placement": placement, "--norm": norm,
+                "--width": width, "--init-gain": init_gain, "--branch-gain": branch_gain,
+                "--compare": compare or None}
+    given = [k for k, v in zoo_only.items() if v is not None]
+    if given:
+        raise ResdiagError(f"--model builds your own network; {', '.join(given)} only apply to the zoo")
+    from resdiag.run.usermodel import user_model
+
+    return [(None, user_model(model_spec, parse_shape(input_shape), num_classes, checkpoint))]

@@ -76,6 +76,7 @@ class GradientProbe:
         self._wgrad: list[torch.Tensor | None] = []  # this step's gradient of each weight
         self._bgrad: list[torch.Tensor | None] = []
         self._bmeta: list[tuple[str, tuple[int, ...]]] = []
+        self._calls: dict[str, int] = {}  # calls of each block in this step: a block called twice
 
     # -- context -----------------------------------------------------------------------------
     def __enter__(self) -> GradientProbe:
@@ -127,22 +128,31 @@ class GradientProbe:
 
         tensor.register_hook(hook)
 
+    def _label(self, name: str, where: str) -> str:
+        """``block:in`` for the first call of a block in a step, ``block:in#2`` for the second..."""
+        key = f"{name}:{where}"
+        n = self._calls[key] = self._calls.get(key, 0) + 1
+        return key if n == 1 else f"{key}#{n}"
+
     def _pre_hook(self, name: str):
         def hook(module, args):
             if args:
-                self._watch(args[0], f"{name}:in")
+                self._watch(args[0], self._label(name, "in"))
 
         return hook
 
     def _out_hook(self, name: str):
         def hook(module, args, output):
-            self._watch(output, f"{name}:out")
+            self._watch(output, self._label(name, "out"))
 
         return hook
 
     # -- steps -------------------------------------------------------------------------------
     def step(self) -> GradStep:
         """Close one forward+backward: move this step's norms to the host in one sync."""
+        keep = _boundaries_to_keep([label for label, _ in self._bmeta])
+        self._bgrad = [self._bgrad[i] for i in keep]
+        self._bmeta = [self._bmeta[i] for i in keep]
         seen = [g is not None for g in self._wgrad]
         wnorms = iter(_norms([g for g in self._wgrad if g is not None]) if any(seen) else [])
         wnorms = [next(wnorms) if ok else None for ok in seen]
@@ -159,5 +169,12 @@ class GradientProbe:
         )
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
-        self._bgrad, self._bmeta = [], []
+        self._bgrad, self._bmeta, self._calls = [], [], {}
         return step
+
+
+def _boundaries_to_keep(labels: list[str]) -> list[int]:
+    """Every block input, and only the last output of the last block: when that block is called
+    more than once, its earlier outputs are the inputs of later calls, already recorded."""
+    outs = [i for i, label in enumerate(labels) if ":out" in label]
+    return [i for i, label in enumerate(labels) if ":out" not in label or i == outs[-1]]

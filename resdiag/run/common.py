@@ -75,3 +75,15 @@ def check_batch(model: nn.Module, batch_size: int, mode: str) -> None:
     bn = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
     if mode == "train" and batch_size < 2 and any(isinstance(m, bn) for m in model.modules()):
         raise ResdiagError("BatchNorm in train mode needs --batch-size >= 2 (or use --mode eval)")
+
+
+def build_seeded(cfg: ModelConfig, seed: int, checkpoint=None) -> nn.Module:
+    """The network for ``cfg`` with weights drawn from ``seed``, or loaded from ``checkpoint``."""
+    from resdiag.run.checkpoint import load_checkpoint
+    from resdiag.zoo import build
+
+    torch.manual_seed(seed)
+    model = build(cfg)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    return model

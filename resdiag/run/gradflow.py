@@ -14,6 +14,7 @@ from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.errors import ResdiagError
 from resdiag.metrics.gradient import end_to_end_ratio, log_growth_per_block, mean_std
 from resdiag.probes.grad import GradientProbe
+from resdiag.probes.layers import find_blocks
 from resdiag.results import (
     BoundaryGrad,
     GradFlowResult,
@@ -22,14 +23,14 @@ from resdiag.results import (
     ModelInfo,
     RunInfo,
 )
-from resdiag.run.common import check_batch, model_info, preserved, resolve_device
-from resdiag.zoo import ModelConfig, build
+from resdiag.run.common import build_seeded, check_batch, model_info, preserved, resolve_device
+from resdiag.zoo import ModelConfig
 
 
-def grad_flow_config(cfg: ModelConfig, *, seed: int = 0, **kwargs) -> GradFlowResult:
-    """Build the network for ``cfg`` (weights seeded by ``seed``) and run ``grad_flow`` on it."""
-    torch.manual_seed(seed)
-    model = build(cfg)
+def grad_flow_config(cfg: ModelConfig, *, seed: int = 0, checkpoint=None, **kwargs) -> GradFlowResult:
+    """Build the network for ``cfg`` (weights seeded by ``seed``, or from ``checkpoint``) and run
+    ``grad_flow`` on it."""
+    model = build_seeded(cfg, seed, checkpoint)
     return grad_flow(
         model, input_shape=cfg.input_shape, num_classes=cfg.num_classes, seed=seed,
         info=model_info(model, cfg), **kwargs,
@@ -49,11 +50,14 @@ def grad_flow(
     mode: str = "train",
     thresholds: GradThresholds = GradThresholds(),
     info: ModelInfo | None = None,
+    blocks: str | None = None,
 ) -> GradFlowResult:
     """Forward and backward ``batches_`` mini-batches of cross-entropy; return norms and verdict.
 
-    The model is moved to ``device`` and put in ``mode`` for the run; its mode, gradients and
-    buffers are restored afterwards (its weights are never changed: there is no optimiser step).
+    ``blocks`` is a regular expression over module names that picks the blocks whose inputs are
+    the x_l (default: ``find_blocks``). The model is moved to ``device`` and put in ``mode`` for
+    the run; its mode, gradients and buffers are restored afterwards (its weights are never
+    changed: there is no optimiser step).
     """
     if batches_ < 1 or batch_size < 1:
         raise ResdiagError(f"--batches and --batch-size must be >= 1, got {batches_} and {batch_size}")
@@ -64,7 +68,7 @@ def grad_flow(
     info = info or model_info(model)
     model.to(dev)
     losses = []
-    with preserved(model), GradientProbe(model) as probe:
+    with preserved(model), GradientProbe(model, blocks=find_blocks(model, blocks)) as probe:
         model.train(mode == "train")
         torch.manual_seed(seed)  # dropout shortcuts draw from the global generator
         for x, y in batches(data, input_shape, num_classes, batch_size, batches_, seed):
@@ -80,6 +84,9 @@ def grad_flow(
 
 
 def _result(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds) -> GradFlowResult:
+    if len({s.boundary_names for s in probe.steps}) > 1:
+        raise ResdiagError("the blocks the model calls changed between batches; resdiag averages each "
+                           "boundary over batches, so run with --batches 1")
     w_mean, w_std = mean_std([s.weight_grad for s in probe.steps])
     b_mean, b_std = mean_std([s.boundary_grad for s in probe.steps])
     seen = [any(s.weight_seen[i] for s in probe.steps) for i in range(len(probe.layers))]

@@ -16,7 +16,7 @@ from resdiag.diagnosis.thresholds import RankThresholds
 from resdiag.errors import ResdiagError
 from resdiag.metrics.rank import weight_spectra
 from resdiag.probes.features import FeatureProbe
-from resdiag.probes.layers import find_layers
+from resdiag.probes.layers import find_blocks, find_layers
 from resdiag.results import (
     FeatureRankRow,
     ModelInfo,
@@ -25,17 +25,13 @@ from resdiag.results import (
     RunInfo,
     WeightRank,
 )
-from resdiag.run.checkpoint import load_checkpoint
-from resdiag.run.common import check_batch, model_info, preserved, resolve_device
-from resdiag.zoo import ModelConfig, build
+from resdiag.run.common import build_seeded, check_batch, model_info, preserved, resolve_device
+from resdiag.zoo import ModelConfig
 
 
 def rank_config(cfg: ModelConfig, *, seed: int = 0, checkpoint: Path | None = None, **kwargs) -> RankResult:
     """Build the network for ``cfg`` (seeded), optionally load ``checkpoint``, and run ``rank``."""
-    torch.manual_seed(seed)
-    model = build(cfg)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
+    model = build_seeded(cfg, seed, checkpoint)
     return rank(model, input_shape=cfg.input_shape, num_classes=cfg.num_classes, seed=seed,
                 info=model_info(model, cfg), checkpoint=checkpoint, **kwargs)
 
@@ -55,6 +51,7 @@ def rank(
     atol: float | None = None,
     thresholds: RankThresholds = RankThresholds(),
     info: ModelInfo | None = None,
+    blocks: str | None = None,
     checkpoint: Path | None = None,
 ) -> RankResult:
     """Weight spectra, then one forward pass of ``batch_size`` inputs recording feature ranks.
@@ -82,7 +79,7 @@ def rank(
         for i, (layer, sp) in enumerate(zip(layers, spectra, strict=True))
     )
     x, y = next(batches(data, input_shape, num_classes, batch_size, 1, seed))
-    with preserved(model), torch.no_grad(), FeatureProbe(model) as probe:
+    with preserved(model), torch.no_grad(), FeatureProbe(model, find_blocks(model, blocks)) as probe:
         model.train(mode == "train")
         torch.manual_seed(seed)
         logits = model(x.to(dev))

@@ -78,3 +78,17 @@ def check_forward(model: nn.Module, input_shape: tuple[int, ...], num_classes: i
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:160] if text else "no message"
+
+
+def user_model(spec: str, input_shape: tuple[int, ...] | None, num_classes: int | None,
+               checkpoint: Path | None = None):
+    """Load ``spec``, its checkpoint, and check its forward: (model, input_shape, num_classes, info)."""
+    from resdiag.run.checkpoint import load_checkpoint
+    from resdiag.run.common import model_info
+
+    shape = tuple(input_shape) if input_shape else (3, 32, 32)
+    model = load_user_model(spec)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    classes = check_forward(model, shape, num_classes)
+    return model, shape, classes, model_info(model, name=spec)
