@@ -54,6 +54,31 @@ def bench_model(name: str, dev: torch.device, batch_size: int, repeats: int) -> 
     return statistics.median(bare), statistics.median(probed)
 
 
+def bench_monitor_idle(dev: torch.device, batch_size: int, repeats: int) -> tuple[float, float]:
+    """A step inside ``Monitor.record`` on a step that is not due, against a bare step."""
+    from resdiag.api import Monitor
+
+    torch.manual_seed(0)
+    model = build(resolve("resnet56")).to(dev).train()
+    monitor = Monitor(model, every=10**9)
+    x = torch.randn(batch_size, 3, 32, 32, device=dev)
+    y = torch.randint(0, 10, (batch_size,), device=dev)
+    for _ in range(3):
+        step(model, x, y, dev)
+    bare, idle = [], []
+    for i in range(repeats):
+        t = time.perf_counter()
+        step(model, x, y, dev)
+        sync(dev)
+        bare.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        with monitor.record(i + 1):  # never due
+            step(model, x, y, dev)
+        sync(dev)
+        idle.append(time.perf_counter() - t)
+    return statistics.median(bare), statistics.median(idle)
+
+
 def startup(repeats: int = 7) -> tuple[float, float]:
     def run(cmd):
         times = []
@@ -81,6 +106,9 @@ def main() -> None:
         bare, probed = bench_model(name, dev, bs, reps)
         print(f"{name:10s} bare fwd+bwd {bare * 1e3:8.1f} ms   recorded {probed * 1e3:8.1f} ms   "
               f"ratio {probed / bare:.3f}  (target <= 1.05)")
+    bare, idle = bench_monitor_idle(dev, bs, reps)
+    print(f"monitor   resnet56 bare {bare * 1e3:8.1f} ms   inside Monitor.record, step not due "
+          f"{idle * 1e3:8.1f} ms   ratio {idle / bare:.3f}  (target: indistinguishable, ~1.00)")
     python, cli = startup()
     print(f"startup   python -c pass {python:.3f} s   resdiag --help {cli:.3f} s   "
           f"resdiag's own share {cli - python:.3f} s  (target: --help < 0.3 s)")

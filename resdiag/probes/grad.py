@@ -66,7 +66,13 @@ class GradientProbe:
         model: nn.Module,
         layers: list[Layer] | None = None,
         blocks: list[tuple[str, nn.Module]] | None = None,
+        weights_from: str = "hook",
     ):
+        """``weights_from``: "hook" reads each backward's own weight gradient (default); "grad"
+        reads ``.grad`` at ``step()``, i.e. after DistributedDataParallel has all-reduced it."""
+        if weights_from not in ("hook", "grad"):
+            raise ValueError(f"weights_from must be 'hook' or 'grad', got {weights_from!r}")
+        self.weights_from = weights_from
         self.model = model
         self.layers = find_layers(model) if layers is None else layers
         self.blocks = find_blocks(model) if blocks is None else blocks
@@ -101,7 +107,7 @@ class GradientProbe:
             self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._wgrad = [None] * len(self.layers)
         for i, layer in enumerate(self.layers):
-            if layer.weight.requires_grad:
+            if layer.weight.requires_grad and self.weights_from == "hook":
                 self._handles.append(layer.weight.register_hook(self._weight_hook(i)))
         last = len(self.blocks) - 1
         for i, (name, block) in enumerate(self.blocks):
@@ -148,14 +154,23 @@ class GradientProbe:
         return hook
 
     # -- steps -------------------------------------------------------------------------------
-    def step(self) -> GradStep:
-        """Close one forward+backward: move this step's norms to the host in one sync."""
+    def step(self, all_reduce: bool = False) -> GradStep:
+        """Close one forward+backward: move this step's norms to the host in one sync.
+
+        ``all_reduce`` (under an initialised torch.distributed with several processes): combine
+        the activation-gradient norms of all ranks into those of the global batch,
+        sqrt(sum_r ||g_r||^2) / world_size (DDP averages the ranks' gradients), so that every rank
+        holds the same numbers. Weight gradients should then come from ``weights_from="grad"``."""
+        if self.weights_from == "grad":
+            self._wgrad = [layer.weight.grad for layer in self.layers]
         keep = _boundaries_to_keep([label for label, _ in self._bmeta])
         self._bgrad = [self._bgrad[i] for i in keep]
         self._bmeta = [self._bmeta[i] for i in keep]
         seen = [g is not None for g in self._wgrad]
         wnorms = iter(_norms([g for g in self._wgrad if g is not None]) if any(seen) else [])
         wnorms = [next(wnorms) if ok else None for ok in seen]
+        if all_reduce:
+            self._bgrad = _all_reduce_norms(self._bgrad)
         device_values = [v.float() for v in (*wnorms, *self._bgrad) if v is not None]
         host = iter(torch.stack(device_values).cpu().tolist() if device_values else [])
         values = [math.nan if v is None else next(host) for v in (*wnorms, *self._bgrad)]
@@ -178,3 +193,16 @@ def _boundaries_to_keep(labels: list[str]) -> list[int]:
     more than once, its earlier outputs are the inputs of later calls, already recorded."""
     outs = [i for i, label in enumerate(labels) if ":out" in label]
     return [i for i, label in enumerate(labels) if ":out" not in label or i == outs[-1]]
+
+
+def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return norms
+    present = [n for n in norms if n is not None]
+    if not present:
+        return norms
+    squares = torch.stack([n.float() for n in present]).square()
+    dist.all_reduce(squares, op=dist.ReduceOp.SUM)
+    combined = iter(squares.sqrt() / dist.get_world_size())
+    return [next(combined) if n is not None else None for n in norms]

@@ -70,6 +70,32 @@ def rank(
     dev = resolve_device(device)
     info = info or model_info(model)
     model.to(dev)
+    x, y = next(batches(data, input_shape, num_classes, batch_size, 1, seed))
+    with preserved(model), torch.no_grad(), FeatureProbe(model, find_blocks(model, blocks)) as probe:
+        model.train(mode == "train")
+        torch.manual_seed(seed)
+        logits = model(x.to(dev))
+        loss = nn.functional.cross_entropy(logits, y.to(dev)).item()
+    run = RunInfo(1, batch_size, seed, str(dev), data.describe(), mode, loss, torch.__version__,
+                  resdiag.__version__)
+    return rank_from_probe(model, probe, info, thresholds, run=run, conv=conv, rtol=rtol, atol=atol,
+                           checkpoint=checkpoint)
+
+
+def rank_from_probe(
+    model: nn.Module,
+    probe: FeatureProbe,
+    info: ModelInfo,
+    thresholds: RankThresholds = RankThresholds(),
+    *,
+    run: RunInfo | None = None,
+    conv: str = "flat",
+    rtol: float | None = None,
+    atol: float | None = None,
+    checkpoint: Path | None = None,
+) -> RankResult:
+    """The RankResult of a model's current weights and of the features ``probe`` recorded."""
+    probe.collect()
     layers = find_layers(model)
     spectra = weight_spectra([layer.weight.detach() for layer in layers], conv=conv, rtol=rtol, atol=atol)
     weights = tuple(
@@ -78,13 +104,6 @@ def rank(
                    sp.condition_number, sp.finite)
         for i, (layer, sp) in enumerate(zip(layers, spectra, strict=True))
     )
-    x, y = next(batches(data, input_shape, num_classes, batch_size, 1, seed))
-    with preserved(model), torch.no_grad(), FeatureProbe(model, find_blocks(model, blocks)) as probe:
-        model.train(mode == "train")
-        torch.manual_seed(seed)
-        logits = model(x.to(dev))
-        loss = nn.functional.cross_entropy(logits, y.to(dev)).item()
-        probe.collect()
     branch_std = dict(probe.branches)
     features = tuple(
         FeatureRankRow(i, name, shape, r.erank, r.erank_ratio, r.rank1_distance, r.dong_residual,
@@ -94,8 +113,12 @@ def rank(
     )
     summary = _summary(weights, features)
     verdict = diagnose_rank(summary, weights, features, thresholds)
-    run = RunInfo(1, batch_size, seed, str(dev), data.describe(), mode, loss, torch.__version__,
-                  resdiag.__version__)
+    if run is None:
+        batch = probe.boundaries[0][1][0] if probe.boundaries else 0
+        p = next(model.parameters(), None)
+        run = RunInfo(1, batch, 0, str(p.device) if p is not None else "cpu", "user",
+                      "train" if model.training else "eval", math.nan, torch.__version__,
+                      resdiag.__version__)
     return RankResult(info, run, conv, str(checkpoint) if checkpoint else None, weights, features,
                       summary, verdict)
 
