@@ -204,5 +204,5 @@ def _tensorboard(logdir):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # the tensorboard package is optional
-        raise ImportError("tensorboard export needs the 'tensorboard' package (pip install tensorboard)") from exc
+        raise ImportError("tensorboard export needs 'pip install tensorboard'") from exc
     return SummaryWriter(str(logdir))

@@ -39,7 +39,8 @@ def test_records_on_schedule_with_lightning_keys(tmp_path):
     for rec, grads in recs:
         keys = rec.lightning()
         for name, g in grads.items():
-            assert keys[f"grad_2.0_norm/{name}"] == pytest.approx(float(torch.linalg.vector_norm(g)), rel=1e-6)
+            want = float(torch.linalg.vector_norm(g))
+            assert keys[f"grad_2.0_norm/{name}"] == pytest.approx(want, rel=1e-6)
         total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()]))
         assert keys["grad_2.0_norm_total"] == pytest.approx(float(total), rel=1e-6)
         assert rec.result.layers[0].grad_norm == pytest.approx(
