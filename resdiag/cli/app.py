@@ -234,4 +234,3 @@ def main(argv: list[str] | None = None) -> None:
     if code == EXIT_INTERRUPT:
         sys.stderr.write("resdiag: interrupted\n")
     sys.exit(code if isinstance(code, int) else 0)
-from resdiag.cli import check_cmd  # noqa: E402,F401  (registers the command)
