@@ -1,0 +1,69 @@
+"""Table and plots of a sweep's summary rows (``resdiag.sweep.run.summarise``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rich.table import Table
+
+from resdiag.report.plot import _figure, save
+from resdiag.report.table import fmt
+
+COLUMNS = (
+    ("boundary_ratio", "||dE/dx_0||/||dE/dx_L||"),
+    ("growth_per_block", "growth/block"),
+    ("feature_erank_retention", "erank retention"),
+    ("rank1_distance_last", "rank-1 dist x_L"),
+)
+
+
+def sweep_table(rows: list[dict]) -> Table:
+    t = Table(title="sweep: median over seeds [min, max]", title_justify="left")
+    t.add_column("variant")
+    t.add_column("depth", justify="right")
+    t.add_column("seeds", justify="right")
+    present = [(k, label) for k, label in COLUMNS if any(k in r for r in rows)]
+    for _, label in present:
+        t.add_column(label, justify="right")
+    t.add_column("verdicts")
+    for r in rows:
+        cells = [f"{fmt(r[k])} [{fmt(r[k + '_min'])}, {fmt(r[k + '_max'])}]" if k in r else ""
+                 for k, _ in present]
+        t.add_row(r["variant"], str(r["depth"]), str(r["seeds"]), *cells, ", ".join(r["verdicts"]))
+    return t
+
+
+def plot_sweep(rows: list[dict], out: Path) -> list[Path]:
+    """grad_ratio.png and feature_erank.png: each metric against depth, one line per variant,
+    the band spanning the seeds' min and max. Returns the files written."""
+    written = []
+    for key, label, name, log in (
+        ("boundary_ratio", "||dE/dx_0|| / ||dE/dx_L||", "grad_ratio.png", True),
+        ("feature_erank_retention", "feature erank ratio x_L / x_0", "feature_erank.png", False),
+    ):
+        if not any(key in r for r in rows):
+            continue
+        plt = _figure()
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for variant in sorted({r["variant"] for r in rows}):
+            rs = sorted((r for r in rows if r["variant"] == variant and key in r), key=lambda r: r["depth"])
+            depths = [r["depth"] for r in rs]
+            mid = [_ok(r[key], log) for r in rs]
+            (line,) = ax.plot(depths, mid, marker="o", label=variant)
+            ax.fill_between(depths, [_ok(r[f"{key}_min"], log) for r in rs],
+                            [_ok(r[f"{key}_max"], log) for r in rs], color=line.get_color(), alpha=0.2)
+        ax.set(xscale="log", xlabel="depth (layers)", ylabel=label, title=f"{label} against depth")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        save(fig, out / name)
+        plt.close(fig)
+        written.append(out / name)
+    return written
+
+
+def _ok(v: float, log: bool) -> float:
+    return v if math.isfinite(v) and (v > 0 or not log) else math.nan

@@ -1,0 +1,123 @@
+"""Running a sweep: one process per cell (``jobs`` at a time), one result file per cell.
+
+A cell's file is written atomically when the cell is done, so a sweep killed halfway and started
+again recomputes only the cells whose file is missing or unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+
+from resdiag.errors import ResdiagError
+from resdiag.results import atomic_write, decode, dumps, encode
+from resdiag.sweep.grid import Cell, Grid
+
+CELL_SCHEMA = "resdiag.sweep-cell"
+# The numbers of a cell that the summary, the table and the plots read.
+METRICS = {
+    "grad-flow": ("boundary_ratio", "growth_per_block", "weight_first_last_ratio"),
+    "rank": ("feature_erank_retention", "feature_erank_ratio_last", "rank1_distance_last",
+             "weight_erank_ratio_min"),
+}
+
+
+def cell_path(out: Path, cell: Cell) -> Path:
+    return out / "cells" / f"{cell.id}.json"
+
+
+def done(out: Path, cell: Cell) -> bool:
+    try:
+        d = json.loads(cell_path(out, cell).read_text())
+    except (OSError, ValueError):
+        return False
+    return d.get("schema") == CELL_SCHEMA and d.get("cell") == cell.to_dict()
+
+
+def run_cell(cell: Cell, grid: Grid, threads: int) -> dict:
+    """Measure one cell (in a worker process) and return its JSON-ready record."""
+    import torch
+
+    from resdiag.run.gradflow import grad_flow_config
+    from resdiag.run.rank import rank_config
+
+    torch.set_num_threads(threads)
+    cfg = cell.config()
+    record: dict = {"schema": CELL_SCHEMA, "schema_version": 1, "cell": cell.to_dict(), "metrics": {},
+                    "verdicts": {}, "parameters": None}
+    if "grad-flow" in grid.probes:
+        r = grad_flow_config(cfg, seed=cell.seed, batches_=grid.batches, batch_size=grid.batch_size,
+                             device=grid.device)
+        record["metrics"].update({k: getattr(r.summary, k) for k in METRICS["grad-flow"]})
+        record["verdicts"]["grad-flow"] = r.verdict.status
+        record["parameters"] = r.model.parameters
+    if "rank" in grid.probes:
+        r = rank_config(cfg, seed=cell.seed, batch_size=grid.rank_batch_size, device=grid.device)
+        record["metrics"].update({k: getattr(r.summary, k) for k in METRICS["rank"]})
+        record["verdicts"]["rank"] = r.verdict.status
+        record["parameters"] = r.model.parameters
+    return encode(record)
+
+
+def run_sweep(grid: Grid, out: Path, jobs: int = 1,
+              progress: Callable[[Cell, bool], None] | None = None) -> tuple[list[dict], list]:
+    """Run every cell that has no result file yet; return (all cell records, skipped combinations)."""
+    if jobs < 1:
+        raise ResdiagError(f"--jobs must be >= 1, got {jobs}")
+    cells, skipped = grid.cells()
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    todo = [c for c in cells if not done(out, c)]
+    for c in cells:
+        if c not in todo and progress:
+            progress(c, False)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if jobs == 1:
+        for c in todo:
+            _save(out, c, run_cell(c, grid, threads), progress)
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(run_cell, c, grid, threads): c for c in todo}
+            for f in as_completed(futures):
+                _save(out, futures[f], f.result(), progress)
+    records = [decode(json.loads(cell_path(out, c).read_text())) for c in cells]
+    return records, skipped
+
+
+def _save(out: Path, cell: Cell, record: dict, progress) -> None:
+    atomic_write(cell_path(out, cell), dumps(record))
+    if progress:
+        progress(cell, True)
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """One row per variant and depth: median and range over seeds of every metric."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        c = Cell(**r["cell"])
+        groups.setdefault((c.variant, c.depth), []).append(r)
+    rows = []
+    for (variant, depth), rs in sorted(groups.items()):
+        row = {"variant": variant, "depth": depth, "seeds": len(rs),
+               "verdicts": sorted({f"{k}:{v}" for r in rs for k, v in r["verdicts"].items()})}
+        for key in {k for r in rs for k in r["metrics"]}:
+            values = [r["metrics"][key] for r in rs if math.isfinite(r["metrics"].get(key, math.nan))]
+            row[key] = statistics.median(values) if values else math.nan
+            row[f"{key}_min"] = min(values) if values else math.nan
+            row[f"{key}_max"] = max(values) if values else math.nan
+        rows.append(row)
+    return rows
+
+
+def write_summary(out: Path, grid: Grid, rows: list[dict], skipped: list) -> None:
+    payload = {"schema": "resdiag.sweep", "schema_version": 1, "grid": asdict(grid),
+               "rows": rows, "skipped": [{"cell": c.to_dict(), "reason": why} for c, why in skipped]}
+    atomic_write(out / "summary.json", dumps(encode(payload)))
