@@ -24,12 +24,15 @@ from resdiag.results import (
     RunInfo,
 )
 from resdiag.run.common import build_seeded, check_batch, model_info, preserved, resolve_device
+from resdiag.run.memory import check_fits
 from resdiag.zoo import ModelConfig
 
 
 def grad_flow_config(cfg: ModelConfig, *, seed: int = 0, checkpoint=None, **kwargs) -> GradFlowResult:
     """Build the network for ``cfg`` (weights seeded by ``seed``, or from ``checkpoint``) and run
     ``grad_flow`` on it."""
+    device = resolve_device(kwargs.get("device", "auto"))
+    check_fits(cfg, kwargs.get("batch_size", 32), device, backward=True)
     model = build_seeded(cfg, seed, checkpoint)
     return grad_flow(
         model, input_shape=cfg.input_shape, num_classes=cfg.num_classes, seed=seed,

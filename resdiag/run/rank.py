@@ -26,11 +26,14 @@ from resdiag.results import (
     WeightRank,
 )
 from resdiag.run.common import build_seeded, check_batch, model_info, preserved, resolve_device
+from resdiag.run.memory import check_fits
 from resdiag.zoo import ModelConfig
 
 
 def rank_config(cfg: ModelConfig, *, seed: int = 0, checkpoint: Path | None = None, **kwargs) -> RankResult:
     """Build the network for ``cfg`` (seeded), optionally load ``checkpoint``, and run ``rank``."""
+    device = resolve_device(kwargs.get("device", "auto"))
+    check_fits(cfg, kwargs.get("batch_size", 256), device, backward=False)
     model = build_seeded(cfg, seed, checkpoint)
     return rank(model, input_shape=cfg.input_shape, num_classes=cfg.num_classes, seed=seed,
                 info=model_info(model, cfg), checkpoint=checkpoint, **kwargs)

@@ -1,0 +1,79 @@
+"""Refuse up front a run that would not fit in memory, with an estimate, instead of being killed.
+
+The estimate is analytic, from the config alone (nothing is built): the activations autograd keeps
+for the backward pass plus weights and gradients, in float32.
+
+- CIFAR ResNet: a block keeps about ``SAVED_PER_BLOCK`` tensors the size of its output map
+  (convolution, BN and ReLU outputs, the shortcut and the sum); stage s of n blocks has maps of
+  ``width * c_s * 16 * (H/2^s) * (W/2^s)`` values (times 4 for bottleneck outputs).
+- MLP: a block keeps ``SAVED_PER_MLP_BLOCK`` vectors of ``width`` values.
+It errs high on purpose (a refused run can lower --batch-size; a killed one has lost its work).
+"""
+
+from __future__ import annotations
+
+import math
+
+from resdiag.errors import ResdiagError
+from resdiag.zoo.config import MLPConfig, ModelConfig
+
+SAVED_PER_BLOCK = 10
+SAVED_PER_MLP_BLOCK = 5
+BYTES = 4
+HEADROOM = 0.8  # use at most this share of the memory that is free
+MAX_BLOCKS = 100_000  # beyond this, building the Python module tree alone takes minutes
+
+
+def estimate_bytes(cfg: ModelConfig, batch_size: int, backward: bool = True) -> int:
+    """Bytes a forward and backward pass (``backward``), or a forward pass recording feature
+    Gram matrices (float64, batch x batch per boundary), of ``batch_size`` inputs needs, roughly."""
+    if isinstance(cfg, MLPConfig):
+        blocks, maps, per_block = cfg.depth, [cfg.width], SAVED_PER_MLP_BLOCK
+        params = cfg.depth * cfg.width * (cfg.width + 1) + math.prod(cfg.input_shape) * cfg.width
+    else:
+        n = cfg.blocks_per_stage
+        _, h, w = cfg.input_shape
+        expansion = 4 if cfg.block == "bottleneck" else 1
+        c0 = 16 * cfg.width
+        maps = [c0 * 2**s * expansion * max(1, h // 2**s) * max(1, w // 2**s) for s in range(3)]
+        blocks, per_block = 3 * n, SAVED_PER_BLOCK
+        params = n * sum(2 * 9 * (c0 * 2**s) ** 2 * expansion for s in range(3))
+    if backward:
+        kept = batch_size * per_block * sum(maps) * blocks / len(maps)
+        return int((kept + 3 * params) * BYTES)
+    live = 4 * batch_size * max(maps)  # a few maps alive at once under no_grad
+    grams = (blocks + 1) * batch_size**2 * 8
+    return int((live + params) * BYTES + grams)
+
+
+def available_bytes(device) -> int | None:
+    """Free memory on ``device``: CUDA's free memory, or MemAvailable on Linux; None if unknown."""
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_fits(cfg: ModelConfig, batch_size: int, device, backward: bool = True) -> None:
+    """Raise ResdiagError when the run needs more than ``HEADROOM`` of the free memory."""
+    blocks = cfg.depth if isinstance(cfg, MLPConfig) else 3 * cfg.blocks_per_stage
+    if blocks > MAX_BLOCKS:
+        raise ResdiagError(f"{cfg.name} has {blocks:,} blocks; resdiag builds at most {MAX_BLOCKS:,}")
+    need = estimate_bytes(cfg, batch_size, backward)
+    free = available_bytes(device)
+    if free is not None and need > HEADROOM * free:
+        what = "forward and backward" if backward else "forward with feature Gram matrices"
+        raise ResdiagError(f"{cfg.name} at batch {batch_size} needs about {_gib(need)} ({what}), but only "
+                           f"{_gib(free)} is free on {device}: lower --batch-size or --depth")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
