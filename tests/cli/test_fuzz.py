@@ -1,0 +1,118 @@
+"""Hypothesis over the CLI's arguments: never a traceback, always exit 0, 1 or 2.
+
+The default suite runs a small sample; `pytest -m fuzz tests/cli/test_fuzz.py` runs 500 invocations.
+"""
+
+import io
+import os
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resdiag.cli.app import main
+
+VALUES = {
+    "--arch": ["resnet8", "plain8", "preact_resnet14", "mlp", "plain_mlp", "resnet57", "nope", "", "mlp3"],
+    "--depth": ["-1", "0", "2", "8", "11", "57", "1000000000000", "x", "3.5"],
+    "--width": ["0.25", "0", "-1", "8", "1e9", "nan", "inf", "abc"],
+    "--shortcut": ["identity", "scale:0.5", "scale:", "scale:1,2,3", "gate:-6", "shortcut_gate", "conv",
+                   "dropout:2", "dropout:0.5", "??", "scale:inf"],
+    "--placement": ["post", "preact", "relu_before_add", "sideways"],
+    "--norm": ["batch", "none", "layer"],
+    "--block": ["basic", "bottleneck", "tri"],
+    "--projection": ["A", "B", "C"],
+    "--num-classes": ["2", "10", "1", "0", "-5", "ten"],
+    "--input-shape": ["3,8,8", "3,4,4", "0,1,1", "a", "3,8", "16", ""],
+    "--init-gain": ["1", "0", "-1", "1e40", "nan"],
+    "--batches": ["0", "1", "2", "-1", "x"],
+    "--batch-size": ["0", "1", "2", "4", "1000000000", "-2"],
+    "--seed": ["0", "7", "-1", "x"],
+    "--device": ["cpu", "cuda", "cuda:7", "tpu", "auto"],
+    "--data": ["synthetic", "cifar10:/nonexistent", "cifar10:", "mnist", "synthetic:x"],
+    "--mode": ["train", "eval", "test"],
+    "--rows": ["0", "1", "3", "-1"],
+    "--vanish-ratio": ["1e-4", "0", "-1", "10"],
+    "--conv": ["flat", "slices", "diag"],
+    "--checkpoint": ["/nonexistent.pt"],
+    "--model": ["examples.user_models:twice_called", "nope:x", "examples.user_models:broken", "x"],
+    "--blocks": ["block", "(", "layer1\\.\\d"],
+    "--json": ["{tmp}/o.json", "{tmp}/o.txt", "/nonexistent/o.json"],
+    "--plot": ["{tmp}/o.png", "{tmp}/o.gif", "{tmp}"],
+}
+FLAGS = ["--plain", "--compare", "--strict", "--bogus"]
+COMMANDS = {
+    "grad-flow": [k for k in VALUES if k != "--conv"],
+    "rank": [k for k in VALUES if k not in ("--batches", "--vanish-ratio")],
+    "models": [],
+}
+
+
+@st.composite
+def argv(draw):
+    cmd = draw(st.sampled_from([*COMMANDS, "nope"]))
+    args = [cmd]
+    for opt in draw(st.lists(st.sampled_from(COMMANDS.get(cmd, []) + FLAGS), max_size=6, unique=True)):
+        args += [opt] if opt in FLAGS else [opt, draw(st.sampled_from(VALUES[opt]))]
+    # Keep the runs that succeed small: tiny defaults go first, fuzzed values override them.
+    if cmd in ("grad-flow", "rank"):
+        args[1:1] = ["--width", "0.25", "--input-shape", "3,8,8", "--batch-size", "4", "--device", "cpu"]
+        if cmd == "grad-flow":
+            args[1:1] = ["--batches", "1"]
+        if "--arch" not in args and "--model" not in args:
+            args[1:1] = ["--arch", "resnet8"]
+    return args
+
+
+def invoke(args, tmp):
+    args = [a.replace("{tmp}", str(tmp)) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as exc:
+            return exc.code, err.getvalue()
+    return 0, err.getvalue()
+
+
+def _check(args, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    code, err = invoke(args, tmp)
+    assert code in (0, 1, 2), (args, code, err)
+    assert "Traceback" not in err, (args, err)
+    if code == 2:
+        assert err.count("\n") == 1 and err.startswith("resdiag: error:"), (args, err)
+    return code
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch):
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+COMMON = dict(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@settings(max_examples=25, **COMMON)
+@given(args=argv())
+def test_cli_fuzz_sample(args, tmp_path_factory):
+    _check(args, tmp_path_factory)
+
+
+CODES: dict = {}
+
+
+@pytest.mark.fuzz
+@settings(max_examples=500, **COMMON)
+@given(args=argv())
+def test_cli_fuzz_500(args, tmp_path_factory):
+    code = _check(args, tmp_path_factory)
+    CODES[code] = CODES.get(code, 0) + 1
+
+
+@pytest.mark.fuzz
+def test_cli_fuzz_report():
+    """Prints the exit-code counts of test_cli_fuzz_500 (run it first, in the same session)."""
+    sys.__stdout__.write(f"\nfuzz exit codes: {dict(sorted(CODES.items()))}, cases {sum(CODES.values())}\n")
