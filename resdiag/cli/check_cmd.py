@@ -1,0 +1,86 @@
+"""``resdiag check``: the CI gate. Parses options, makes one library call (``run_check``), renders.
+
+Exit codes follow ruff and pytest: 0 every gate passed, 1 at least one gate failed, 2 a usage or
+configuration error (one line on stderr). docs/ci.md documents the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from resdiag.cli import options as o
+from resdiag.cli.app import EXIT_PROBLEM, app, console, user_errors
+from resdiag.errors import ResdiagError
+
+FORMATS = ("human", "json", "github")
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="A resdiag.toml (keys at the top level) or a pyproject.toml ([tool.resdiag]). "
+                           "Default: the nearest pyproject.toml with [tool.resdiag].")]
+BaselineOpt = Annotated[Path | None, typer.Option(
+    "--baseline", help="Compare every metric with this baseline JSON, within its tolerance "
+                       "(default: baseline.file of the config, if set).")]
+UpdateOpt = Annotated[bool, typer.Option(
+    "--update-baseline", help="Write the baseline from this run instead of comparing with it.")]
+FormatOpt = Annotated[str, typer.Option(
+    "--format", help="human (a table) | json (the resdiag.check JSON on stdout) | github (::error "
+                     "annotations, and a Markdown table appended to $GITHUB_STEP_SUMMARY).")]
+JunitOpt = Annotated[Path | None, typer.Option(
+    "--junitxml", help="Also write JUnit XML: one test case per gate.")]
+
+
+@app.command()
+def check(config: ConfigOpt = None, baseline: BaselineOpt = None, update_baseline: UpdateOpt = False,
+          output_format: FormatOpt = "human", junitxml: JunitOpt = None) -> None:
+    """Run the models and gates of the configuration; exit 1 when a gate fails (docs/ci.md)."""
+    with user_errors():
+        from resdiag.check.api import baseline_path, run_check
+        from resdiag.check.config import load_config
+
+        if output_format not in FORMATS:
+            raise ResdiagError(f"unknown --format {output_format!r}: use {', '.join(FORMATS)}")
+        o.check_output(junitxml, (".xml",))
+        cfg = load_config(config)
+        path = baseline_path(cfg, baseline, update_baseline)
+        result = run_check(cfg, path, update_baseline)
+        _render(result, output_format, cfg.file)
+        if junitxml is not None:
+            from resdiag.check.junit import junit_xml
+            from resdiag.results import atomic_write
+
+            atomic_write(junitxml, junit_xml(result))
+        if update_baseline:
+            sys.stderr.write(f"resdiag: wrote baseline {path} ({len(result.models)} models)\n")
+    if not result.passed:
+        raise typer.Exit(EXIT_PROBLEM)
+
+
+def _render(result, output_format: str, config_file: Path) -> None:
+    for w in result.warnings:
+        sys.stderr.write(f"resdiag: warning: {w}\n")
+    if output_format == "json":
+        sys.stdout.write(result.to_json())
+    elif output_format == "github":
+        from resdiag.check.github import annotations, append_summary
+
+        sys.stdout.write(annotations(result, _relative(config_file)))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            append_summary(Path(summary), result)
+    else:
+        from resdiag.check.human import print_check
+
+        print_check(console(), result)
+
+
+def _relative(path: Path) -> Path:
+    """The path from the current folder when it is below it: GitHub resolves annotations from there."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
