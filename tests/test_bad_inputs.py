@@ -1,0 +1,183 @@
+"""The bad-input contract, for every command: one line on stderr naming the problem, exit 2, no
+traceback, and no output file created or modified. docs/bad-inputs.md lists these cases with the
+message each produces (regenerate it with `python -m tests.test_bad_inputs > docs/bad-inputs.md`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from resdiag.cli.app import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--arch", "resnet8", "--width", "0.25", "--input-shape", "3,8,8", "--batch-size", "4",
+        "--device", "cpu"]
+
+
+def files(tmp: Path) -> dict[str, object]:
+    """Inputs the cases point at, written into ``tmp``."""
+    (tmp / "truncated.pt").write_bytes(b"PK\x03\x04 not a whole zip")
+    (tmp / "list.pt").write_bytes(pickle.dumps([1, 2, 3]))
+    import torch
+
+    from resdiag.zoo import build, resolve
+
+    torch.save(build(resolve("mlp", 2, width=8)).state_dict(), tmp / "mlp.pt")
+    bad_cifar = tmp / "cifar" / "cifar-10-batches-py"
+    bad_cifar.mkdir(parents=True)
+    (bad_cifar / "data_batch_1").write_bytes(b"\x80\x02}q\x00(")  # a truncated pickle
+    (tmp / "bad.toml").write_text("seed = [\n")
+    (tmp / "unknown.toml").write_text('seed = 0\n[[models]]\nname = "a"\narch = "resnet8"\nfoo = 1\n')
+    (tmp / "wrongtype.toml").write_text('seed = "zero"\n[[models]]\nname = "a"\narch = "resnet8"\n')
+    (tmp / "nomodels.toml").write_text("seed = 0\n")
+    (tmp / "a_dir.json").mkdir()
+    return {}
+
+
+# (id, argv, a piece of the expected message); {tmp} is the test's folder.
+CASES = [
+    ("depth not 6n+2", ["grad-flow", "--depth", "57"], "try 56 or 62"),
+    ("depth zero", ["grad-flow", "--depth", "0"], "not valid"),
+    ("depth negative", ["rank", "--depth", "-8"], "not valid"),
+    ("depth not a number", ["grad-flow", "--depth", "deep"], "--depth"),
+    ("bottleneck depth", ["grad-flow", "--depth", "30", "--block", "bottleneck"], "9n+2"),
+    ("unknown architecture", ["grad-flow", "--arch", "resnet_x"], "unknown architecture"),
+    ("arch and depth disagree", ["rank", "--arch", "resnet110", "--depth", "56"], "conflicts"),
+    ("unknown shortcut", ["grad-flow", "--shortcut", "skip"], "unknown shortcut"),
+    ("malformed shortcut", ["grad-flow", "--shortcut", "scale:half"], "must be numbers"),
+    ("dropout p out of range", ["grad-flow", "--shortcut", "dropout:1.5"], "[0, 1)"),
+    ("plain with a shortcut", ["grad-flow", "--plain", "--shortcut", "gate"], "no shortcut"),
+    ("unknown placement", ["grad-flow", "--placement", "middle"], "unknown placement"),
+    ("unknown norm", ["rank", "--norm", "layer"], "unknown norm"),
+    ("ResNet option on an MLP", ["grad-flow", "--arch", "mlp", "--projection", "B"], "does not apply"),
+    ("MLP width not whole", ["grad-flow", "--arch", "mlp", "--width", "2.5"], "number of units"),
+    ("width zero", ["grad-flow", "--width", "0"], "positive"),
+    ("width too small", ["grad-flow", "--width", "0.01"], "no filters"),
+    ("one class", ["grad-flow", "--num-classes", "1"], ">= 2"),
+    ("bad input shape", ["grad-flow", "--input-shape", "3,0,32"], "--input-shape"),
+    ("batch size zero", ["grad-flow", *TINY, "--batch-size", "0"], ">= 1"),
+    ("zero batches", ["grad-flow", *TINY, "--batches", "0"], ">= 1"),
+    ("BN with one sample", ["grad-flow", *TINY, "--batch-size", "1"], "batch-size >= 2"),
+    ("rank batch of one", ["rank", *TINY[:6], "--batch-size", "1"], ">= 2"),
+    ("absurd batch", ["grad-flow", "--arch", "resnet1202", "--batch-size", "100000", "--device", "cpu"],
+     "needs about"),
+    ("absurd depth", ["grad-flow", "--arch", "mlp", "--depth", "100000000"], "builds at most"),
+    ("CUDA without CUDA", ["grad-flow", *TINY[:6], "--device", "cuda"], "CUDA is not available"),
+    ("unknown device", ["grad-flow", "--device", "tpu"], "unknown device"),
+    ("unknown mode", ["grad-flow", *TINY, "--mode", "test"], "unknown mode"),
+    ("thresholds out of order", ["grad-flow", "--vanish-ratio", "10", "--explode-ratio", "1"], "thresholds"),
+    ("unknown conv convention", ["rank", *TINY, "--conv", "diag"], "--conv"),
+    ("negative rtol", ["rank", *TINY, "--rtol", "-1"], "--rtol"),
+    ("unknown data", ["grad-flow", "--data", "imagenet"], "unknown data"),
+    ("missing CIFAR folder", ["grad-flow", "--data", "cifar10:{tmp}/nowhere"], "not found"),
+    ("truncated CIFAR batch", ["grad-flow", "--arch", "resnet8", "--data", "cifar10:{tmp}/cifar"],
+     "not a valid batch"),
+    ("missing checkpoint", ["rank", *TINY, "--checkpoint", "{tmp}/none.pt"], "checkpoint not found"),
+    ("truncated checkpoint", ["rank", *TINY, "--checkpoint", "{tmp}/truncated.pt"], "cannot read checkpoint"),
+    ("checkpoint not a state_dict", ["rank", *TINY, "--checkpoint", "{tmp}/list.pt"], "cannot read"),
+    ("checkpoint of another model", ["grad-flow", *TINY, "--checkpoint", "{tmp}/mlp.pt"], "does not fit"),
+    ("compare with a checkpoint", ["rank", "--compare", "--checkpoint", "{tmp}/mlp.pt"], "--compare"),
+    ("user model not importable", ["grad-flow", "--model", "nosuch.mod:f"], "cannot import"),
+    ("user model not callable", ["grad-flow", "--model", "examples.user_models:NOT_CALLABLE"],
+     "not a callable"),
+    ("user factory raises", ["rank", "--model", "examples.user_models:broken"], "failed"),
+    ("user factory returns no module", ["grad-flow", "--model", "examples.user_models:not_a_module"],
+     "not an nn.Module"),
+    ("user forward fails", ["grad-flow", "--model", "examples.user_models:twice_called",
+                            "--input-shape", "1,8,8"], "forward fails"),
+    ("user model with zoo options", ["grad-flow", "--model", "examples.user_models:twice_called",
+                                     "--depth", "20"], "only apply to the zoo"),
+    ("bad blocks pattern", ["grad-flow", "--model", "examples.user_models:twice_called", "--blocks", "("],
+     "regular expression"),
+    ("json path in a missing folder", ["grad-flow", "--json", "{tmp}/no/dir/o.json"], "does not exist"),
+    ("json path is a folder", ["grad-flow", "--json", "{tmp}/a_dir.json"], "is a folder"),
+    ("plot format unknown", ["grad-flow", "--plot", "{tmp}/o.gif"], ".png"),
+    ("unknown option", ["rank", "--bogus"], "No such option"),
+    ("unknown command", ["diagnose"], "No such command"),
+    ("config file missing", ["check", "--config", "{tmp}/none.toml"], "none.toml"),
+    ("config syntax error", ["check", "--config", "{tmp}/bad.toml"], "bad.toml"),
+    ("config unknown key", ["check", "--config", "{tmp}/unknown.toml"], "foo"),
+    ("config wrong type", ["check", "--config", "{tmp}/wrongtype.toml"], "seed"),
+    ("config without models", ["check", "--config", "{tmp}/nomodels.toml"], "models"),
+    ("sweep depth invalid", ["sweep", "--out", "{tmp}/sw", "--families", "resnet", "--depths", "57"],
+     "no valid cell"),
+    ("sweep jobs zero", ["sweep", "--out", "{tmp}/sw", "--families", "mlp", "--depths", "2", "--jobs", "0"],
+     "--jobs"),
+    ("sweep unknown probe", ["sweep", "--out", "{tmp}/sw", "--probes", "hessian"], "unknown probe"),
+]
+
+SENTINEL = "previous contents\n"
+
+
+def invoke(args: list[str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as exc:
+            return exc.code, err.getvalue()
+    return 0, err.getvalue()
+
+
+def run_case(argv: list[str], tmp: Path) -> tuple[int, str, bool]:
+    """Run one case with --json/--plot pointed at files that already exist; report whether any file
+    in ``tmp`` was created, removed or changed."""
+    files(tmp)
+    argv = [a.replace("{tmp}", str(tmp)) for a in argv]
+    if argv[0] in ("grad-flow", "rank") and "--json" not in argv:
+        (tmp / "out.json").write_text(SENTINEL)
+        argv += ["--json", str(tmp / "out.json")]
+    before = {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
+    code, err = invoke(argv)
+    after = {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
+    return code, err, before == after
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.mark.parametrize("case, argv, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, argv, message, tmp_path):
+    code, err, untouched = run_case(argv, tmp_path)
+    assert code == 2, (case, code, err)
+    assert err.startswith("resdiag: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert message in err, err
+    assert untouched, "an output file was created or modified"
+
+
+def test_docs_list_every_case():
+    doc = (ROOT / "docs" / "bad-inputs.md").read_text()
+    missing = [case for case, _, _ in CASES if f"| {case} |" not in doc]
+    assert not missing, f"docs/bad-inputs.md lacks {missing}: regenerate it"
+
+
+def markdown() -> str:
+    import tempfile
+
+    lines = ["# Bad input: what each mistake produces", "",
+             "Every case exits with code 2, prints one line on stderr, no traceback, and creates or",
+             "changes no file. Generated by `python -m tests.test_bad_inputs > docs/bad-inputs.md` and",
+             "checked by `tests/test_bad_inputs.py`; paths are shortened to `TMP/`.", "",
+             "| case | command | message |", "|---|---|---|"]
+    os.chdir(ROOT)
+    for case, argv, _ in CASES:
+        with tempfile.TemporaryDirectory() as d:
+            code, err, _ = run_case(list(argv), Path(d))
+            shown = " ".join(argv).replace("{tmp}", "TMP").replace("|", "\\|")
+            msg = err.strip().replace(d, "TMP").replace("|", "\\|")
+            lines.append(f"| {case} | `resdiag {shown}` | `{msg}` |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())
