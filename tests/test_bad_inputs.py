@@ -5,16 +5,14 @@ message each produces (regenerate it with `python -m tests.test_bad_inputs > doc
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from resdiag.cli.app import main
+from tests.helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--arch", "resnet8", "--width", "0.25", "--input-shape", "3,8,8", "--batch-size", "4",
@@ -115,15 +113,6 @@ CASES = [
 
 SENTINEL = "previous contents\n"
 
-
-def invoke(args: list[str]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            return exc.code, err.getvalue()
-    return 0, err.getvalue()
 
 
 def run_case(argv: list[str], tmp: Path) -> tuple[int, str, bool]:

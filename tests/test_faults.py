@@ -1,28 +1,16 @@
 """Faults: Ctrl-C, a model that fails mid-run, non-finite numbers. The model and the output files
 are left as they were."""
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 import torch
 from torch import nn
 
 import resdiag.run.gradflow as gradflow_mod
-from resdiag.cli.app import main
 from resdiag.run.gradflow import grad_flow
 from resdiag.run.rank import rank
 from resdiag.zoo import build, resolve
-
-
-def invoke(args):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            return exc.code, err.getvalue()
-    return 0, err.getvalue()
+from tests.helpers import invoke
 
 
 def test_ctrl_c_exits_130_and_leaves_outputs_untouched(tmp_path, monkeypatch):

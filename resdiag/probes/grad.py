@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
 from resdiag.probes.layers import Layer, find_blocks, find_layers
 
 
@@ -58,7 +59,7 @@ def _norms(ts: list[torch.Tensor]) -> list[torch.Tensor]:
     return [torch.linalg.vector_norm(t) for t in ts]
 
 
-class GradientProbe:
+class GradientProbe(BoundaryHooks):
     """Records gradient norms of ``model`` while the context is open; removes every hook on exit."""
 
     def __init__(
@@ -72,34 +73,15 @@ class GradientProbe:
         reads ``.grad`` at ``step()``, i.e. after DistributedDataParallel has all-reduced it."""
         if weights_from not in ("hook", "grad"):
             raise ValueError(f"weights_from must be 'hook' or 'grad', got {weights_from!r}")
+        super().__init__(find_blocks(model) if blocks is None else blocks)
         self.weights_from = weights_from
         self.model = model
         self.layers = find_layers(model) if layers is None else layers
-        self.blocks = find_blocks(model) if blocks is None else blocks
         self.steps: list[GradStep] = []
         self.weight_norms: tuple[float, ...] = ()
-        self._handles: list = []
         self._wgrad: list[torch.Tensor | None] = []  # this step's gradient of each weight
         self._bgrad: list[torch.Tensor | None] = []
         self._bmeta: list[tuple[str, tuple[int, ...]]] = []
-        self._calls: dict[str, int] = {}  # calls of each block in this step: a block called twice
-
-    # -- context -----------------------------------------------------------------------------
-    def __enter__(self) -> GradientProbe:
-        try:
-            self._install()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
 
     def _install(self) -> None:
         with torch.no_grad():
@@ -109,11 +91,6 @@ class GradientProbe:
         for i, layer in enumerate(self.layers):
             if layer.weight.requires_grad and self.weights_from == "hook":
                 self._handles.append(layer.weight.register_hook(self._weight_hook(i)))
-        last = len(self.blocks) - 1
-        for i, (name, block) in enumerate(self.blocks):
-            self._handles.append(block.register_forward_pre_hook(self._pre_hook(name)))
-            if i == last:
-                self._handles.append(block.register_forward_hook(self._out_hook(name)))
 
     # -- hooks -------------------------------------------------------------------------------
     def _weight_hook(self, i: int):
@@ -122,7 +99,7 @@ class GradientProbe:
 
         return hook
 
-    def _watch(self, tensor, label: str) -> None:
+    def _on_boundary(self, tensor, label: str) -> None:
         if not isinstance(tensor, torch.Tensor) or not tensor.requires_grad:
             return
         slot = len(self._bgrad)
@@ -134,25 +111,6 @@ class GradientProbe:
 
         tensor.register_hook(hook)
 
-    def _label(self, name: str, where: str) -> str:
-        """``block:in`` for the first call of a block in a step, ``block:in#2`` for the second..."""
-        key = f"{name}:{where}"
-        n = self._calls[key] = self._calls.get(key, 0) + 1
-        return key if n == 1 else f"{key}#{n}"
-
-    def _pre_hook(self, name: str):
-        def hook(module, args):
-            if args:
-                self._watch(args[0], self._label(name, "in"))
-
-        return hook
-
-    def _out_hook(self, name: str):
-        def hook(module, args, output):
-            self._watch(output, self._label(name, "out"))
-
-        return hook
-
     # -- steps -------------------------------------------------------------------------------
     def step(self, all_reduce: bool = False) -> GradStep:
         """Close one forward+backward: move this step's norms to the host in one sync.
@@ -163,7 +121,7 @@ class GradientProbe:
         holds the same numbers. Weight gradients should then come from ``weights_from="grad"``."""
         if self.weights_from == "grad":
             self._wgrad = [layer.weight.grad for layer in self.layers]
-        keep = _boundaries_to_keep([label for label, _ in self._bmeta])
+        keep = keep_boundaries([label for label, _ in self._bmeta])
         self._bgrad = [self._bgrad[i] for i in keep]
         self._bmeta = [self._bmeta[i] for i in keep]
         seen = [g is not None for g in self._wgrad]
@@ -186,13 +144,6 @@ class GradientProbe:
         self._wgrad = [None] * len(self.layers)
         self._bgrad, self._bmeta, self._calls = [], [], {}
         return step
-
-
-def _boundaries_to_keep(labels: list[str]) -> list[int]:
-    """Every block input, and only the last output of the last block: when that block is called
-    more than once, its earlier outputs are the inputs of later calls, already recorded."""
-    outs = [i for i, label in enumerate(labels) if ":out" in label]
-    return [i for i, label in enumerate(labels) if ":out" not in label or i == outs[-1]]
 
 
 def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | None]:

@@ -3,16 +3,14 @@
 The default suite runs a small sample; `pytest -m fuzz tests/cli/test_fuzz.py` runs 500 invocations.
 """
 
-import io
 import os
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resdiag.cli.app import main
+from tests.helpers import invoke
 
 VALUES = {
     "--arch": ["resnet8", "plain8", "preact_resnet14", "mlp", "plain_mlp", "resnet57", "nope", "", "mlp3"],
@@ -66,20 +64,10 @@ def argv(draw):
     return args
 
 
-def invoke(args, tmp):
-    args = [a.replace("{tmp}", str(tmp)) for a in args]
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            return exc.code, err.getvalue()
-    return 0, err.getvalue()
-
 
 def _check(args, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
-    code, err = invoke(args, tmp)
+    code, err = invoke([a.replace("{tmp}", str(tmp)) for a in args])
     assert code in (0, 1, 2), (args, code, err)
     assert "Traceback" not in err, (args, err)
     if code == 2:
