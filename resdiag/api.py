@@ -37,7 +37,7 @@ from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.probes.features import FeatureProbe
 from resdiag.probes.grad import GradientProbe
 from resdiag.probes.layers import find_blocks, unwrap
-from resdiag.results import GradFlowResult, RankResult, encode
+from resdiag.results import GradFlowResult, ModelInfo, RankResult, encode
 from resdiag.run.common import model_info
 
 
@@ -102,13 +102,16 @@ class Monitor:
         tensorboard: str | Path | None = None,
         thresholds: GradThresholds = GradThresholds(),
         rank_thresholds: RankThresholds = RankThresholds(),
+        info: ModelInfo | None = None,
     ):
+        """``info`` names the model in the results (default: its class name, family "custom")."""
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.model, self.every, self.features = model, every, features
         self.blocks = find_blocks(model, blocks)
         self.thresholds, self.rank_thresholds = thresholds, rank_thresholds
         self.history: list[Recording] = []
+        self.info = info
         self._jsonl = Path(jsonl) if jsonl is not None else None
         self._tb = _tensorboard(tensorboard) if tensorboard is not None and is_main_process() else None
 
@@ -136,7 +139,7 @@ class Monitor:
     def _recording(self, step, probe, step_record, fprobe) -> Recording:
         from resdiag.run.gradflow import _result
 
-        info = model_info(unwrap(self.model), name=type(unwrap(self.model)).__name__)
+        info = self.info or model_info(unwrap(self.model), name=type(unwrap(self.model)).__name__)
         shapes = step_record.boundary_shapes
         batch = shapes[0][0] if shapes and shapes[0] else 0
         mode = "train" if self.model.training else "eval"

@@ -118,8 +118,9 @@ Strict = Annotated[bool, typer.Option("--strict", rich_help_panel=OUTPUT,
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
+    parts = text.strip().replace("x", ",").split(",") if "," in text or "x" in text else [text]
     try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+        shape = tuple(int(s) for s in parts)
     except ValueError:
         raise ResdiagError(f"malformed --input-shape {text!r}: use integers like 3,32,32") from None
     if not shape or any(s < 1 for s in shape):

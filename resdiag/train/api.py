@@ -1,0 +1,209 @@
+"""``run_training``: check everything, then train, record and write (docs/train.md).
+
+Every input is checked before the output folder is created: the recipe, the model and its
+checkpoint, the data, the split over processes and the folder itself. Only rank 0 creates the
+folder and writes into it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from resdiag.data import parse_data
+from resdiag.errors import ResdiagError
+from resdiag.results import ModelInfo
+from resdiag.run.common import build_seeded, check_batch, model_info, resolve_device
+from resdiag.train import checkpoint as ckpt
+from resdiag.train.config import TrainConfig, make_config, merge_resumed
+from resdiag.train.data import train_set
+from resdiag.train.distributed import Dist, device_for, from_env, process_group, wrap
+from resdiag.train.log import FILE, RunLog
+from resdiag.train.loop import Job, StepStats, TrainMonitor, run, start_line
+from resdiag.train.plots import plot_run
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run writes and records; unlike TrainConfig, free to change when resuming."""
+
+    out: Path  # the folder for train.jsonl, the figures and checkpoint.pt
+    # None: the resumed checkpoint's, else steps / 10
+    record_every: int | None = None  # probes every N steps and on the last
+    checkpoint_every: int | None = None
+    features: bool = True  # also record feature ranks (rank.png)
+    blocks: str | None = None  # regular expression picking the blocks (resdiag.probes.layers)
+    device: str = "auto"
+    overwrite: bool = False  # replace a run already in ``out`` instead of refusing
+    plots: bool = True  # draw loss.png, gradflow.png, rank.png at the end (train.jsonl has it all)
+    rank_log: Path | None = None  # debugging: every process also writes its lines to rank<r>.jsonl here
+
+
+@dataclass(frozen=True)
+class Target:
+    model: nn.Module
+    input_shape: tuple[int, ...]
+    num_classes: int
+    info: ModelInfo
+    depth: int | None  # for the automatic warm-up; None for users' models
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    config: TrainConfig
+    out: Path
+    main: bool  # whether this process is rank 0 (the one that wrote the files)
+    start: int
+    last: StepStats | None
+    files: tuple[Path, ...]
+    lines: tuple[dict, ...]  # the JSON lines this process produced (identical on every rank)
+
+
+def run_training(found, recipe: dict, options: RunOptions, *, resume: Path | None = None,
+                 checkpoint: Path | None = None, on_step=None) -> TrainResult:
+    """Train the target of ``found`` (one pair of ``resdiag.cli.options.targets``; None to rebuild
+    the model a ``resume`` checkpoint was written for) with the recipe, overridden by ``recipe``'s
+    non-None values (TrainConfig fields). ``on_step(StepStats)`` is called on rank 0 after each step.
+    """
+    if resume is not None and checkpoint is not None:
+        raise ResdiagError("--checkpoint starts a new run from given weights, --resume continues a run: "
+                           "give one")
+    dist = from_env()
+    saved = ckpt.load(resume) if resume is not None else None
+    target, ident, config = _model_and_recipe(found, recipe, saved, checkpoint)
+    if config.batch_size % dist.world:
+        raise ResdiagError(f"--batch-size {config.batch_size} (global) does not split evenly over "
+                           f"{dist.world} processes")
+    check_batch(target.model, config.batch_size // dist.world, "train")
+    device = device_for(dist, resolve_device(options.device))
+    data = train_set(parse_data(config.data), target.input_shape, target.num_classes, config.seed,
+                     config.synthetic_size, config.augment)
+    if len(data) < config.batch_size:
+        raise ResdiagError(f"the training set has {len(data)} samples, fewer than --batch-size "
+                           f"{config.batch_size}")
+    every = saved.every if saved else {}
+    record_every = _every(_given(options.record_every, every.get("record")), config.steps, "--record-every")
+    checkpoint_every = _every(_given(options.checkpoint_every, every.get("checkpoint")), config.steps,
+                              "--checkpoint-every")
+    _check_out(options, resume)
+    with process_group(dist, device):
+        return _train(target, config, options, dist, device, data, saved, ident, record_every,
+                      checkpoint_every, on_step)
+
+
+def _model_and_recipe(found, recipe: dict, saved, checkpoint: Path | None):
+    """The model (with the resumed weights), its identity, and the recipe (the resumed one)."""
+    given = dict(recipe)
+    if given.get("data") is not None:
+        given["data"] = parse_data(given["data"]).describe()
+    seed = given.get("seed")
+    seed = seed if seed is not None else saved.config.seed if saved else 0
+    target = _target(found, saved, seed, checkpoint)
+    ident = ckpt.identity(target.info, target.input_shape, target.num_classes)
+    if saved is None:
+        return target, ident, make_config(target.depth, **given)
+    from resdiag.run.checkpoint import load_checkpoint
+
+    ckpt.check_identity(saved, ident)
+    load_checkpoint(target.model, saved.path)
+    return target, ident, merge_resumed(saved.config, given)
+
+
+def _target(found, saved, seed: int, checkpoint: Path | None) -> Target:
+    if found is None:
+        if saved is None:
+            raise ResdiagError("no model: give --arch/--depth, --model, or --resume")
+        cfg = ckpt.zoo_config(saved.identity)
+        if cfg is None:
+            from resdiag.run.usermodel import user_model
+
+            ident = saved.identity
+            found = (None, user_model(ident["name"], tuple(ident["input_shape"]), ident["num_classes"]))
+        else:
+            found = (cfg, None)
+    cfg, user = found
+    if cfg is not None:
+        model = build_seeded(cfg, seed, checkpoint)
+        return Target(model, tuple(cfg.input_shape), cfg.num_classes, model_info(model, cfg), cfg.depth)
+    model, shape, classes, info = user
+    return Target(model, tuple(shape), classes, info, None)
+
+
+def _given(value, saved):
+    return value if value is not None else saved
+
+
+def _every(value: int | None, steps: int, option: str) -> int:
+    if value is None:
+        return max(1, math.ceil(steps / 10))
+    if value < 1:
+        raise ResdiagError(f"{option} must be >= 1, got {value}")
+    return value
+
+
+def _check_out(options: RunOptions, resume: Path | None) -> None:
+    """Refuse an --out that is a file, or that holds another run (unless --overwrite)."""
+    out = options.out
+    if out.exists() and not out.is_dir():
+        raise ResdiagError(f"--out {out} is a file; give a folder (it is created if missing)")
+    held = [n for n in (FILE, CHECKPOINT) if (out / n).exists()]
+    continuing = resume is not None and resume.resolve() == (out / CHECKPOINT).resolve()
+    if held and not continuing and not options.overwrite:
+        raise ResdiagError(f"--out {out} already holds a run ({', '.join(held)}): continue it with "
+                           f"--resume {out / CHECKPOINT}, or pass --overwrite, or choose another folder")
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ResdiagError(f"--out {out}: {parent} is a file")
+            break
+
+
+def _train(target, config, options, dist: Dist, device, data, saved, ident, record_every,
+           checkpoint_every, on_step) -> TrainResult:
+    out = options.out
+    model = target.model.to(device)
+    model.train()
+    net = wrap(model, dist, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    if saved is not None:
+        ckpt.restore_optimizer(optimizer, saved)
+    mirror = None
+    if options.rank_log is not None:
+        options.rank_log.mkdir(parents=True, exist_ok=True)
+        mirror = options.rank_log / f"rank{dist.rank}.jsonl"
+    if dist.main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResdiagError(f"--out {out}: cannot create it ({exc.strerror})") from None
+        for stale in out.glob(f".{CHECKPOINT}.*.tmp"):  # left by a run killed mid-write
+            stale.unlink(missing_ok=True)
+    start = saved.step if saved else 0
+    continuing = saved is not None and saved.path.resolve() == (out / CHECKPOINT).resolve()
+    log = RunLog(out / FILE if dist.main else None, mirror)
+    monitor = TrainMonitor(net, last=config.steps - 1, every=record_every, features=options.features,
+                       blocks=options.blocks)
+    job = Job(model, net, optimizer, data, config, dist, device, monitor, log, ident, start,
+              saved.elapsed if saved else 0.0, out / CHECKPOINT if dist.main else None, checkpoint_every,
+              start if continuing else None)
+    log.open(start if continuing else None)
+    try:
+        log.write(start_line(job, saved.path if saved else None))
+        last = run(job, on_step)
+    finally:
+        log.close()
+        monitor.close()
+    files = ()
+    if dist.main:
+        from resdiag.train.log import read
+
+        plots = plot_run(read(out / FILE), out) if options.plots else []
+        files = (out / FILE, *plots, out / CHECKPOINT)
+    return TrainResult(config, out, dist.main, start, last, files, tuple(log.lines))
