@@ -235,4 +235,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("resdiag: interrupted\n")
     sys.exit(code if isinstance(code, int) else 0)
 # Commands defined in their own modules register themselves on `app` when imported.
-from resdiag.cli import check_cmd, sweep_cmd, train_cmd  # noqa: E402,F401
+from resdiag.cli import check_cmd, claims_cmd, sweep_cmd, train_cmd  # noqa: E402,F401

@@ -1,0 +1,70 @@
+"""``resdiag claims``: every claim of the ResNet argument, measured, with a verdict."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from resdiag.cli.app import app, console, user_errors
+
+
+@app.command()
+def claims(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for claims.md, claims.json, plots, runs.")],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The quick budget (about 2 minutes on 2 cores).")
+    ] = False,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="quick | default (about 10 minutes on 2 cores) | full (the papers' depths and "
+            "recipe: a GPU)."
+        ),
+    ] = "default",
+    data: Annotated[str, typer.Option(help="synthetic, or cifar10:PATH for the trainings.")] = "synthetic",
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | auto (default: the budget's).")] = None,
+) -> None:
+    """Measure C1-C8 (docs/claims.md), print the table and write the Markdown report and plots."""
+    with user_errors():
+        from dataclasses import replace
+
+        from rich.table import Table
+
+        from resdiag.claims.budget import BUDGETS
+        from resdiag.claims.report import run_claims, write_report
+        from resdiag.data import parse_data
+        from resdiag.errors import ResdiagError
+        from resdiag.run.common import resolve_device
+
+        name = "quick" if quick else budget
+        if name not in BUDGETS:
+            raise ResdiagError(f"unknown --budget {budget!r}: use quick, default or full")
+        if out.exists() and not out.is_dir():
+            raise ResdiagError(f"--out {out} is a file; give a folder")
+        parse_data(data)
+        b = BUDGETS[name]
+        if device is not None:
+            resolve_device(device)
+            b = replace(b, device=device)
+        out.mkdir(parents=True, exist_ok=True)
+        con = console()
+        rows, seconds = run_claims(
+            b, out, data, progress=lambda s: con.print(f"measuring {s} ...", style="dim")
+        )
+        command = (
+            "resdiag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "resdiag claims"
+        )
+        files = write_report(rows, b, out, seconds, command)
+        t = Table(title=f"claims ({b.name} budget, {seconds:.0f} s)", title_justify="left")
+        for col in ("id", "claim", "measured", "verdict"):
+            t.add_column(col)
+        style = {"supported": "green", "mixed": "yellow", "not supported": "red"}
+        for r in rows:
+            t.add_row(r.id, r.claim, r.measured, f"[{style[r.verdict]}]{r.verdict}[/]")
+        con.print(t)
+        for f in files:
+            con.print(f"wrote {f}")
