@@ -109,6 +109,18 @@ CASES = [
     ("sweep jobs zero", ["sweep", "--out", "{tmp}/sw", "--families", "mlp", "--depths", "2", "--jobs", "0"],
      "--jobs"),
     ("sweep unknown probe", ["sweep", "--out", "{tmp}/sw", "--probes", "hessian"], "unknown probe"),
+    ("sweep out is a file", ["sweep", "--out", "{tmp}/list.pt", "--families", "mlp", "--depths", "2"],
+     "is a file"),
+    ("train without --out", ["train", "--arch", "resnet8"], "--out"),
+    ("train zero steps", ["train", *TINY, "--steps", "0", "--out", "{tmp}/run"], "--steps"),
+    ("train negative lr", ["train", *TINY, "--lr", "-0.1", "--out", "{tmp}/run"], "--lr"),
+    ("train warm-up past the budget", ["train", *TINY, "--steps", "5", "--warmup-steps", "9",
+                                       "--out", "{tmp}/run"], "--warmup-steps"),
+    ("train resume missing", ["train", "--resume", "{tmp}/none.pt", "--out", "{tmp}/run"], "none.pt"),
+    ("train resume not a run", ["train", "--resume", "{tmp}/list.pt", "--out", "{tmp}/run"], "list.pt"),
+    ("train out is a file", ["train", *TINY, "--out", "{tmp}/list.pt"], "list.pt"),
+    ("claims unknown budget", ["claims", "--out", "{tmp}/c", "--budget", "huge"], "unknown --budget"),
+    ("claims unknown data", ["claims", "--out", "{tmp}/c", "--data", "mnist"], "unknown data"),
 ]
 
 SENTINEL = "previous contents\n"
