@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,10 @@ def run_case(argv: list[str], tmp: Path) -> tuple[int, str, bool]:
         (tmp / "out.json").write_text(SENTINEL)
         argv += ["--json", str(tmp / "out.json")]
     before = {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
-    code, err = invoke(argv)
+    with warnings.catch_warnings(record=True) as caught:  # a warning would be a second stderr line
+        warnings.simplefilter("always")
+        code, err = invoke(argv)
+    err += "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
     after = {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
     return code, err, before == after
 

@@ -13,19 +13,30 @@ from resdiag.errors import ResdiagError
 _WRAPPERS = ("state_dict", "model_state_dict", "model")
 
 
+def torch_load(path: Path, what: str):
+    """``torch.load(path, weights_only=True)`` on the CPU, with any failure as one ResdiagError line
+    that starts with ``what`` (e.g. "checkpoint x.pt"). torch's warnings are silenced: the error says
+    enough."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        text = str(exc).strip()
+        if text.startswith("Weights only load failed"):
+            reason = "it holds pickled objects, not only tensors (resdiag loads with weights_only=True)"
+        else:
+            reason = (text.splitlines() or [type(exc).__name__])[0][:160] or type(exc).__name__
+        raise ResdiagError(f"cannot read {what}: {reason}") from None
+
+
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The state dict in ``path``: a bare state dict, or one under a ``state_dict``/``model`` key.
     A ``module.`` prefix (DataParallel/DDP) is removed."""
     path = Path(path)
     if not path.is_file():
         raise ResdiagError(f"checkpoint not found: {path}")
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols: the error says enough
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise ResdiagError(f"cannot read checkpoint {path}: {first}") from None
+    obj = torch_load(path, f"checkpoint {path}")
     if isinstance(obj, dict):
         for key in _WRAPPERS:
             if isinstance(obj.get(key), dict):

@@ -22,6 +22,7 @@ import torch
 
 from resdiag.errors import ResdiagError
 from resdiag.results import atomic_write
+from resdiag.run.checkpoint import torch_load
 from resdiag.train.config import TrainConfig
 from resdiag.zoo import MLPConfig, ModelConfig, ResNetConfig, Shortcut
 
@@ -61,11 +62,7 @@ def load(path: Path) -> Saved:
     path = Path(path)
     if not path.is_file():
         raise ResdiagError(f"--resume {path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ResdiagError(f"--resume {path}: cannot read it ({first})") from None
+    obj = torch_load(path, f"--resume {path}")
     if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
         raise ResdiagError(f"--resume {path} is not a checkpoint written by 'resdiag train' "
                            "(use --checkpoint to start from a state_dict)")
