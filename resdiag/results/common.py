@@ -7,6 +7,7 @@ and "-Infinity" and read back as floats.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -51,6 +52,20 @@ class RunInfo:
     loss: float  # mean loss over the batches
     torch_version: str
     resdiag_version: str
+
+
+class JsonResult:
+    """``to_dict``/``to_json`` for a result dataclass: its fields, non-finite floats encoded."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return encode(dataclasses.asdict(self))
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+
+def verdict_from_dict(d: dict[str, Any]) -> Verdict:
+    return Verdict(d["status"], tuple(Finding(**f) for f in d["findings"]))
 
 
 # ----------------------------------------------------------------------------- JSON helpers

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from resdiag.results.common import Finding, ModelInfo, RunInfo, Verdict, decode, dumps, encode
+from resdiag.results.common import JsonResult, ModelInfo, RunInfo, Verdict, decode, verdict_from_dict
 
 GRAD_FLOW_SCHEMA = "resdiag.grad-flow"
 SCHEMA_VERSION = 1
@@ -45,7 +44,7 @@ class GradFlowSummary:
 
 
 @dataclass(frozen=True)
-class GradFlowResult:
+class GradFlowResult(JsonResult):
     model: ModelInfo
     run: RunInfo
     layers: tuple[LayerGrad, ...]
@@ -54,12 +53,6 @@ class GradFlowResult:
     verdict: Verdict
     schema: str = field(default=GRAD_FLOW_SCHEMA)
     schema_version: int = field(default=SCHEMA_VERSION)
-
-    def to_dict(self) -> dict[str, Any]:
-        return encode(dataclasses.asdict(self))
-
-    def to_json(self) -> str:
-        return dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GradFlowResult:
@@ -70,7 +63,7 @@ class GradFlowResult:
             layers=tuple(LayerGrad(**{**x, "shape": tuple(x["shape"])}) for x in d["layers"]),
             boundaries=tuple(BoundaryGrad(**{**x, "shape": tuple(x["shape"])}) for x in d["boundaries"]),
             summary=GradFlowSummary(**d["summary"]),
-            verdict=Verdict(d["verdict"]["status"], tuple(Finding(**f) for f in d["verdict"]["findings"])),
+            verdict=verdict_from_dict(d["verdict"]),
             schema=d["schema"],
             schema_version=d["schema_version"],
         )

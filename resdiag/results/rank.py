@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from resdiag.results.common import Finding, ModelInfo, RunInfo, Verdict, decode, dumps, encode
+from resdiag.results.common import JsonResult, ModelInfo, RunInfo, Verdict, decode, verdict_from_dict
 
 RANK_SCHEMA = "resdiag.rank"
 SCHEMA_VERSION = 1
@@ -55,7 +54,7 @@ class RankSummary:
 
 
 @dataclass(frozen=True)
-class RankResult:
+class RankResult(JsonResult):
     model: ModelInfo
     run: RunInfo
     conv: str  # "flat" or "slices"
@@ -66,12 +65,6 @@ class RankResult:
     verdict: Verdict
     schema: str = field(default=RANK_SCHEMA)
     schema_version: int = field(default=SCHEMA_VERSION)
-
-    def to_dict(self) -> dict[str, Any]:
-        return encode(dataclasses.asdict(self))
-
-    def to_json(self) -> str:
-        return dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RankResult:
@@ -85,7 +78,7 @@ class RankResult:
                                         "matrix_shape": tuple(w["matrix_shape"])}) for w in d["weights"]),
             features=tuple(FeatureRankRow(**{**x, "shape": tuple(x["shape"])}) for x in d["features"]),
             summary=RankSummary(**d["summary"]),
-            verdict=Verdict(d["verdict"]["status"], tuple(Finding(**f) for f in d["verdict"]["findings"])),
+            verdict=verdict_from_dict(d["verdict"]),
             schema=d["schema"],
             schema_version=d["schema_version"],
         )
