@@ -218,8 +218,8 @@ def _user_model(t: Table, name: str, settings: RunSettings, limits: GateLimits) 
     if classes is not None and classes < 2:
         raise t.error("num_classes", f"must be >= 2, got {classes}")
     loss = t.take("loss", str, "cross_entropy")
-    if loss != "cross_entropy":
-        raise t.error("loss", f"must be cross_entropy (the loss the probes use), got {describe(loss)}")
+    if loss not in ("cross_entropy", "mse"):
+        raise t.error("loss", f"must be cross_entropy or mse, got {describe(loss)}")
     t.finish()
     return ModelSpec(name, settings, limits, factory=factory, input_shape=shape, num_classes=classes,
                      loss=loss, source=_where(t))

@@ -59,7 +59,8 @@ def _user(spec: ModelSpec, seed: int, device: str) -> dict[str, Any]:
                   data=parse_data(s.data), mode=s.mode, info=info)
     out: dict[str, Any] = {}
     if GRAD_FLOW in s.probes:
-        out[GRAD_FLOW] = grad_flow(model, batches_=s.batches, batch_size=s.batch_size, **common)
+        out[GRAD_FLOW] = grad_flow(model, batches_=s.batches, batch_size=s.batch_size, loss=spec.loss,
+                                   **common)
     if RANK in s.probes:
         out[RANK] = rank(model, batch_size=s.rank_batch_size, **common)
     return out

@@ -99,7 +99,7 @@ def grad_flow(
     input_shape: o.InputShape = None, init_gain: o.InitGain = None, branch_gain: o.BranchGain = None,
     model: o.UserModel = None, blocks: o.Blocks = None, checkpoint: o.Checkpoint = None,
     batches: o.Batches = 4, batch_size: o.BatchSize = 32, seed: o.Seed = 0, device: o.Device = "auto",
-    data: o.Data = "synthetic", mode: o.Mode = "train",
+    data: o.Data = "synthetic", mode: o.Mode = "train", loss: o.Loss = "cross_entropy",
     json_out: o.JsonOut = None, plot: o.PlotOut = None, compare: o.Compare = False, rows: o.Rows = 60,
     strict: o.Strict = False,
     vanish_ratio: o.VanishRatio = o.DEFAULT_GRAD.vanish_ratio,
@@ -121,6 +121,7 @@ def grad_flow(
         found = o.targets(model, arch, depth, plain, shortcut, block, projection, placement, norm, width,
                           num_classes, input_shape, init_gain, branch_gain, compare, checkpoint)
         kw = dict(batches_=batches, batch_size=batch_size, seed=seed, device=device, data=spec, mode=mode,
+                  loss=loss,
                   thresholds=GradThresholds(vanish_ratio=vanish_ratio, explode_ratio=explode_ratio),
                   blocks=blocks)
         results = [

@@ -71,6 +71,8 @@ Seed = Annotated[int, typer.Option("--seed", rich_help_panel=RUN, help="Seed for
 Device = Annotated[str, typer.Option("--device", rich_help_panel=RUN, help="auto | cpu | cuda | cuda:N.")]
 Data = Annotated[str, typer.Option("--data", rich_help_panel=RUN,
                                    help="synthetic (N(0,1) images, uniform labels) or cifar10:PATH.")]
+Loss = Annotated[str, typer.Option("--loss", rich_help_panel=RUN,
+                                   help="E: cross_entropy, or mse against one-hot labels.")]
 Mode = Annotated[str, typer.Option("--mode", rich_help_panel=RUN,
                                    help="train (BN uses batch statistics) or eval.")]
 
@@ -99,7 +101,9 @@ Rtol = Annotated[float | None, typer.Option(
     "--rtol", rich_help_panel=RUN, help="Numerical rank: s > rtol*s_max (default max(m,n)*eps).")]
 Atol = Annotated[float | None, typer.Option(
     "--atol", rich_help_panel=RUN, help="Numerical rank: also s > atol (default 0).")]
-RankMode = Annotated[str | None, typer.Option(
+RankLoss = Annotated[str, typer.Option("--loss", rich_help_panel=RUN,
+                                   help="E: cross_entropy, or mse against one-hot labels.")]
+Mode = Annotated[str | None, typer.Option(
     "--mode", rich_help_panel=RUN,
     help="train (BN batch statistics) or eval; default train, eval with --checkpoint.")]
 Retention = Annotated[float, typer.Option(

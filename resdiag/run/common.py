@@ -87,3 +87,16 @@ def build_seeded(cfg: ModelConfig, seed: int, checkpoint=None) -> nn.Module:
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model
+
+
+LOSSES = ("cross_entropy", "mse")
+
+
+def loss_value(name: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """E of the seed's equations: mean cross-entropy, or mean squared error against one-hot labels."""
+    if name == "cross_entropy":
+        return nn.functional.cross_entropy(logits, labels)
+    if name == "mse":
+        target = nn.functional.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+        return nn.functional.mse_loss(logits, target)
+    raise ResdiagError(f"unknown loss {name!r}: use {' or '.join(LOSSES)}")

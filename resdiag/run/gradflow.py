@@ -23,7 +23,15 @@ from resdiag.results import (
     ModelInfo,
     RunInfo,
 )
-from resdiag.run.common import build_seeded, check_batch, model_info, preserved, resolve_device
+from resdiag.run.common import (
+    LOSSES,
+    build_seeded,
+    check_batch,
+    loss_value,
+    model_info,
+    preserved,
+    resolve_device,
+)
 from resdiag.run.memory import check_fits
 from resdiag.zoo import ModelConfig
 
@@ -51,11 +59,13 @@ def grad_flow(
     device: str = "auto",
     data: DataSpec = DataSpec("synthetic"),
     mode: str = "train",
+    loss: str = "cross_entropy",
     thresholds: GradThresholds = GradThresholds(),
     info: ModelInfo | None = None,
     blocks: str | None = None,
 ) -> GradFlowResult:
-    """Forward and backward ``batches_`` mini-batches of cross-entropy; return norms and verdict.
+    """Forward and backward ``batches_`` mini-batches of ``loss`` (cross-entropy, or MSE against
+    one-hot labels); return norms and verdict.
 
     ``blocks`` is a regular expression over module names that picks the blocks whose inputs are
     the x_l (default: ``find_blocks``). The model is moved to ``device`` and put in ``mode`` for
@@ -66,6 +76,8 @@ def grad_flow(
         raise ResdiagError(f"--batches and --batch-size must be >= 1, got {batches_} and {batch_size}")
     if mode not in ("train", "eval"):
         raise ResdiagError(f"unknown mode {mode!r}: use train or eval")
+    if loss not in LOSSES:
+        raise ResdiagError(f"unknown loss {loss!r}: use {' or '.join(LOSSES)}")
     check_batch(model, batch_size, mode)
     dev = resolve_device(device)
     info = info or model_info(model)
@@ -78,9 +90,9 @@ def grad_flow(
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             for p in model.parameters():
                 p.grad = None
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            losses.append(loss.detach())
+            value = loss_value(loss, model(x), y)
+            value.backward()
+            losses.append(value.detach())
             probe.step()
         loss_mean = torch.stack(losses).mean().item()
     return _result(probe, info, loss_mean, batches_, batch_size, seed, str(dev), data, mode, thresholds)

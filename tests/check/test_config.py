@@ -167,8 +167,8 @@ BAD = [
     ('[[models]]\nname = "u"\nmodel = "a:b"\ninput_shape = [3]\nnum_classes = 1\n', "must be >= 2"),
     ('[[models]]\nname = "u"\nmodel = "a:b"\ninput_shape = [3]\nplain = true\n',
      "'models[0].plain' applies to built-in models"),
-    ('[[models]]\nname = "u"\nmodel = "a:b"\ninput_shape = [3]\nloss = "mse"\n',
-     "'models[0].loss' must be cross_entropy"),
+    ('[[models]]\nname = "u"\nmodel = "a:b"\ninput_shape = [3]\nloss = "hinge"\n',
+     "'models[0].loss' must be cross_entropy or mse"),
     ("x = [1\n", "invalid TOML"),
 ]
 

@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
-from resdiag.data import DataSpec
+from resdiag.data import DataSpec, batches
 from resdiag.errors import ResdiagError
 from resdiag.results import GradFlowResult
+from resdiag.run.common import build_seeded
 from resdiag.run.gradflow import grad_flow, grad_flow_config
 from resdiag.zoo import build, parse_shortcut, resolve
 
@@ -95,3 +96,17 @@ def test_zero_init_is_vanishing():
 def test_batchnorm_with_one_sample_is_refused_up_front():
     with pytest.raises(ResdiagError, match="batch-size >= 2"):
         grad_flow_config(tiny(), batches_=1, batch_size=1, device="cpu")
+
+
+def test_mse_loss_matches_autograd_of_the_formula():
+    cfg = tiny()
+    r = grad_flow_config(cfg, batches_=1, batch_size=4, device="cpu", loss="mse")
+    model = build_seeded(cfg, 0).train()
+    x, y = next(batches(DataSpec("synthetic"), cfg.input_shape, 10, 4, 1, 0))
+    logits = model(x)
+    e = ((logits - torch.nn.functional.one_hot(y, 10).float()) ** 2).mean()
+    (g,) = torch.autograd.grad(e, [model.fc.weight])
+    assert r.layers[-1].grad_norm == pytest.approx(float(g.norm()), rel=1e-5)
+    assert r.run.loss == pytest.approx(float(e.detach()), rel=1e-5)
+    with pytest.raises(ResdiagError, match="unknown loss"):
+        grad_flow_config(cfg, batches_=1, batch_size=4, device="cpu", loss="hinge")
