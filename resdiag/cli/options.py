@@ -101,9 +101,7 @@ Rtol = Annotated[float | None, typer.Option(
     "--rtol", rich_help_panel=RUN, help="Numerical rank: s > rtol*s_max (default max(m,n)*eps).")]
 Atol = Annotated[float | None, typer.Option(
     "--atol", rich_help_panel=RUN, help="Numerical rank: also s > atol (default 0).")]
-RankLoss = Annotated[str, typer.Option("--loss", rich_help_panel=RUN,
-                                   help="E: cross_entropy, or mse against one-hot labels.")]
-Mode = Annotated[str | None, typer.Option(
+RankMode = Annotated[str | None, typer.Option(
     "--mode", rich_help_panel=RUN,
     help="train (BN batch statistics) or eval; default train, eval with --checkpoint.")]
 Retention = Annotated[float, typer.Option(
