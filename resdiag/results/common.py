@@ -52,6 +52,7 @@ class RunInfo:
     loss: float  # mean loss over the batches
     torch_version: str
     resdiag_version: str
+    objective: str = "cross_entropy"  # which loss E is: "cross_entropy" or "mse"
 
 
 class JsonResult:

@@ -98,10 +98,12 @@ def grad_flow(
             losses.append(value.detach())
             probe.step()
         loss_mean = torch.stack(losses).mean().item()
-    return _result(probe, info, loss_mean, batches_, batch_size, seed, str(dev), data, mode, thresholds)
+    return _result(probe, info, loss_mean, batches_, batch_size, seed, str(dev), data, mode, thresholds,
+                   objective=loss)
 
 
-def _result(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds) -> GradFlowResult:
+def _result(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds,
+            objective: str = "cross_entropy") -> GradFlowResult:
     if len({s.boundary_names for s in probe.steps}) > 1:
         raise ResdiagError("the blocks the model calls changed between batches; resdiag averages each "
                            "boundary over batches, so run with --batches 1")
@@ -133,7 +135,8 @@ def _result(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thre
     )
     names = [x.name for x in layers if x.has_grad]
     verdict = diagnose(summary, seen_means, names, b_mean, list(step.boundary_names), thresholds)
-    run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__)
+    run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__,
+                  objective)
     return GradFlowResult(info, run, layers, boundaries, summary, verdict)
 
 
