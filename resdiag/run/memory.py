@@ -30,6 +30,7 @@ def estimate_bytes(cfg: ModelConfig, batch_size: int, backward: bool = True) -> 
     if isinstance(cfg, MLPConfig):
         blocks, maps, per_block = cfg.depth, [cfg.width], SAVED_PER_MLP_BLOCK
         params = cfg.depth * cfg.width * (cfg.width + 1) + math.prod(cfg.input_shape) * cfg.width
+        params += cfg.width * cfg.num_classes
     else:
         n = cfg.blocks_per_stage
         _, h, w = cfg.input_shape
@@ -38,6 +39,7 @@ def estimate_bytes(cfg: ModelConfig, batch_size: int, backward: bool = True) -> 
         maps = [c0 * 2**s * expansion * max(1, h // 2**s) * max(1, w // 2**s) for s in range(3)]
         blocks, per_block = 3 * n, SAVED_PER_BLOCK
         params = n * sum(2 * 9 * (c0 * 2**s) ** 2 * expansion for s in range(3))
+        params += 4 * c0 * expansion * cfg.num_classes  # the classifier
     if backward:
         kept = batch_size * per_block * sum(maps) * blocks / len(maps)
         return int((kept + 3 * params) * BYTES)

@@ -23,3 +23,9 @@ def test_ten_thousand_layers_at_batch_1024_is_refused_up_front(monkeypatch):
 def test_absurd_depth_is_refused_before_building():
     with pytest.raises(ResdiagError, match="builds at most"):
         grad_flow_config(resolve("mlp", 10**7), batch_size=2, device="cpu")
+
+
+def test_a_huge_classifier_counts(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 8 * 2**30)
+    with pytest.raises(ResdiagError, match="needs about"):
+        grad_flow_config(resolve("mlp", 2, num_classes=10**8), batch_size=2, device="cpu")
