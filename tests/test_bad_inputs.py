@@ -110,6 +110,8 @@ CASES = [
     ("sweep jobs zero", ["sweep", "--out", "{tmp}/sw", "--families", "mlp", "--depths", "2", "--jobs", "0"],
      "--jobs"),
     ("sweep unknown probe", ["sweep", "--out", "{tmp}/sw", "--probes", "hessian"], "unknown probe"),
+    ("sweep cell too large", ["sweep", "--out", "{tmp}/sw", "--families", "resnet", "--depths", "1202",
+                              "--probes", "rank", "--rank-batch-size", "100000"], "needs about"),
     ("sweep out is a file", ["sweep", "--out", "{tmp}/list.pt", "--families", "mlp", "--depths", "2"],
      "is a file"),
     ("train without --out", ["train", "--arch", "resnet8"], "--out"),

@@ -71,6 +71,7 @@ def run_sweep(grid: Grid, out: Path, jobs: int = 1,
     if jobs < 1:
         raise ResdiagError(f"--jobs must be >= 1, got {jobs}")
     cells, skipped = grid.cells()
+    _check_memory(grid, cells)  # refuse up front, before the folder exists
     (out / "cells").mkdir(parents=True, exist_ok=True)
     todo = [c for c in cells if not done(out, c)]
     for c in cells:
@@ -90,6 +91,18 @@ def run_sweep(grid: Grid, out: Path, jobs: int = 1,
                 _save(out, futures[f], f.result(), progress)
     records = [decode(json.loads(cell_path(out, c).read_text())) for c in cells]
     return records, skipped
+
+
+def _check_memory(grid: Grid, cells: list[Cell]) -> None:
+    from resdiag.run.common import resolve_device
+    from resdiag.run.memory import check_fits
+
+    device = resolve_device(grid.device)
+    for c in cells:
+        if "grad-flow" in grid.probes:
+            check_fits(c.config(), grid.batch_size, device, backward=True)
+        if "rank" in grid.probes:
+            check_fits(c.config(), grid.rank_batch_size, device, backward=False)
 
 
 def _save(out: Path, cell: Cell, record: dict, progress) -> None:
