@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from resdiag.data import DataSpec
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.probes.features import FeatureProbe
 from resdiag.probes.grad import GradientProbe
@@ -137,14 +138,14 @@ class Monitor:
         self._emit(holder.recording)
 
     def _recording(self, step, probe, step_record, fprobe) -> Recording:
-        from resdiag.run.gradflow import _result
+        from resdiag.run.gradflow import grad_flow_from_probe
 
         info = self.info or model_info(unwrap(self.model), name=type(unwrap(self.model)).__name__)
         shapes = step_record.boundary_shapes
         batch = shapes[0][0] if shapes and shapes[0] else 0
         mode = "train" if self.model.training else "eval"
-        result = _result(probe, info, math.nan, 1, batch, 0, _device(self.model), _UserData(), mode,
-                         self.thresholds)
+        result = grad_flow_from_probe(probe, info, math.nan, 1, batch, 0, _device(self.model),
+                                      DataSpec("user"), mode, self.thresholds)
         rank = None
         if fprobe is not None:
             from resdiag.run.rank import rank_from_probe
@@ -191,11 +192,6 @@ class _Holder:
             raise AttributeError(f"the recording is available after the 'with' block ({name})")
         return getattr(self.recording, name)
 
-
-class _UserData:
-    @staticmethod
-    def describe() -> str:
-        return "user"
 
 
 def _device(model: nn.Module) -> str:

@@ -90,24 +90,28 @@ def grad_flow_tables(result: GradFlowResult, rows: int | None = 60) -> list:
 
 def compare_table(results: Sequence[GradFlowResult], rows: int | None = 60) -> list:
     """One table of ||dE/dx_l|| for several models of the same depth, side by side."""
-    t = Table(title="activation gradients ||dE/dx_l|| relative to x_L", title_justify="left")
+    lo, hi = bounds([b.relative for r in results for b in r.boundaries])
+    return _side_by_side(
+        results, rows, "activation gradients ||dE/dx_l|| relative to x_L",
+        lambda r: [b.relative for b in r.boundaries], lambda v: log_bar(v, lo, hi),
+        lambda r: f"x_0/x_L = {fmt(r.summary.boundary_ratio)}",
+    )
+
+
+def _side_by_side(results, rows, title, values, bar, label) -> list:
+    """A column of values and a bar per model, one row per boundary, then each verdict panel."""
+    t = Table(title=title, title_justify="left")
     t.add_column("l", justify="right")
-    n = max(len(r.boundaries) for r in results)
     for r in results:
         t.add_column(r.model.name, justify="right")
-        t.add_column("log scale")
-    lo, hi = bounds([b.relative for r in results for b in r.boundaries])
-    for i in pick_rows(n, rows):
+        t.add_column("")
+    columns = [values(r) for r in results]
+    for i in pick_rows(max(len(c) for c in columns), rows):
         cells = [str(i)]
-        for r in results:
-            b = r.boundaries[i] if i < len(r.boundaries) else None
-            cells += [fmt(b.relative), log_bar(b.relative, lo, hi)] if b else ["", ""]
+        for col in columns:
+            cells += [fmt(col[i]), bar(col[i])] if i < len(col) else ["", ""]
         t.add_row(*cells)
-    out: list = [t]
-    for r in results:
-        ratio = fmt(r.summary.boundary_ratio)
-        out.append(verdict_panel(r.verdict, f"verdict: {r.model.name}  (x_0/x_L = {ratio})"))
-    return out
+    return [t] + [verdict_panel(r.verdict, f"verdict: {r.model.name}  ({label(r)})") for r in results]
 
 
 def print_all(console: Console, items: list) -> None:
@@ -150,23 +154,11 @@ def rank_tables(result, rows: int | None = 60) -> list:
 
 def rank_compare_table(results, rows: int | None = 60) -> list:
     """Feature erank ratio per x_l for several models of the same depth, side by side."""
-    t = Table(title="feature erank ratio per x_l (1 = full rank, 0 = collapsed)", title_justify="left")
-    t.add_column("l", justify="right")
-    for r in results:
-        t.add_column(r.model.name, justify="right")
-        t.add_column("")
-    n = max(len(r.features) for r in results)
-    for i in pick_rows(n, rows):
-        cells = [str(i)]
-        for r in results:
-            f = r.features[i] if i < len(r.features) else None
-            cells += [fmt(f.erank_ratio), _lin_bar(f.erank_ratio)] if f else ["", ""]
-        t.add_row(*cells)
-    out: list = [t]
-    for r in results:
-        ret = fmt(r.summary.feature_erank_retention)
-        out.append(verdict_panel(r.verdict, f"verdict: {r.model.name}  (retention {ret})"))
-    return out
+    return _side_by_side(
+        results, rows, "feature erank ratio per x_l (1 = full rank, 0 = collapsed)",
+        lambda r: [f.erank_ratio for f in r.features], _lin_bar,
+        lambda r: f"retention {fmt(r.summary.feature_erank_retention)}",
+    )
 
 
 def _lin_bar(frac: float, width: int = 16) -> Text:

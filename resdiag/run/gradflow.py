@@ -98,12 +98,13 @@ def grad_flow(
             losses.append(value.detach())
             probe.step()
         loss_mean = torch.stack(losses).mean().item()
-    return _result(probe, info, loss_mean, batches_, batch_size, seed, str(dev), data, mode, thresholds,
-                   objective=loss)
+    return grad_flow_from_probe(probe, info, loss_mean, batches_, batch_size, seed, str(dev), data, mode,
+                                thresholds, objective=loss)
 
 
-def _result(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds,
-            objective: str = "cross_entropy") -> GradFlowResult:
+def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds,
+                         objective: str = "cross_entropy") -> GradFlowResult:
+    """The GradFlowResult of the steps ``probe`` recorded: means, summary and verdict."""
     if len({s.boundary_names for s in probe.steps}) > 1:
         raise ResdiagError("the blocks the model calls changed between batches; resdiag averages each "
                            "boundary over batches, so run with --batches 1")
