@@ -8,7 +8,9 @@ from torch import nn
 
 import resdiag.run.gradflow as gradflow_mod
 from resdiag.run.gradflow import grad_flow
+from resdiag.run.inputs import InputSpec
 from resdiag.run.rank import rank
+from resdiag.run.target import TargetSpec, build_target
 from resdiag.zoo import build, resolve
 from tests.helpers import invoke
 
@@ -20,7 +22,7 @@ def test_ctrl_c_exits_130_and_leaves_outputs_untouched(tmp_path, monkeypatch):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gradflow_mod, "build_seeded", interrupted)
+    monkeypatch.setattr(gradflow_mod, "build_target", interrupted)
     code, err = invoke(["grad-flow", "--arch", "resnet8", "--device", "cpu", "--json", str(out)])
     assert code == 130 and err == "resdiag: interrupted\n"
     assert out.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["o.json"]
@@ -46,12 +48,12 @@ def test_a_failed_run_leaves_the_model_as_found(probe):
     model.net.stage2.train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     modes = [m.training for m in model.modules()]
+    target = build_target(TargetSpec(module=model, inputs=InputSpec(shape=(3, 8, 8))))  # call 1
     with pytest.raises(RuntimeError, match="boom"):
         if probe == "grad-flow":
-            grad_flow(model, input_shape=(3, 8, 8), num_classes=10, batches_=3, batch_size=4, device="cpu")
+            grad_flow(target, batches=3, batch_size=4, device="cpu")
         else:
-            model.calls = 1
-            rank(model, input_shape=(3, 8, 8), num_classes=10, batch_size=4, device="cpu")
+            rank(target, batch_size=4, device="cpu")
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert [m.training for m in model.modules()] == modes
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
@@ -63,6 +65,6 @@ def test_unexpected_error_is_one_line_exit_2(tmp_path, monkeypatch):
     def bug(*a, **k):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(gradflow_mod, "build_seeded", bug)
+    monkeypatch.setattr(gradflow_mod, "build_target", bug)
     code, err = invoke(["grad-flow", "--arch", "resnet8", "--device", "cpu"])
     assert code == 2 and err.count("\n") == 1 and "unexpected ZeroDivisionError: a bug" in err

@@ -5,8 +5,9 @@ import torch
 
 from resdiag.probes.features import FeatureProbe
 from resdiag.probes.grad import GradientProbe
-from resdiag.run.gradflow import grad_flow_config
-from resdiag.run.rank import rank_config
+from resdiag.run.gradflow import run_grad_flow
+from resdiag.run.rank import run_rank
+from resdiag.run.target import TargetSpec
 from resdiag.zoo import build, resolve
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -19,16 +20,16 @@ def tiny():
 def test_grad_flow_cuda_matches_cpu():
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    cpu = grad_flow_config(tiny(), batches_=2, batch_size=8, device="cpu")
-    gpu = grad_flow_config(tiny(), batches_=2, batch_size=8, device="cuda")
+    cpu = run_grad_flow(TargetSpec(arch=tiny()), batches=2, batch_size=8, device="cpu")
+    gpu = run_grad_flow(TargetSpec(arch=tiny()), batches=2, batch_size=8, device="cuda")
     assert gpu.run.device.startswith("cuda")
     for a, b in zip(cpu.layers + cpu.boundaries, gpu.layers + gpu.boundaries, strict=True):
         assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-3)
 
 
 def test_rank_cuda_matches_cpu():
-    cpu = rank_config(tiny(), batch_size=32, device="cpu")
-    gpu = rank_config(tiny(), batch_size=32, device="cuda")
+    cpu = run_rank(TargetSpec(arch=tiny()), batch_size=32, device="cpu")
+    gpu = run_rank(TargetSpec(arch=tiny()), batch_size=32, device="cuda")
     for a, b in zip(cpu.features, gpu.features, strict=True):
         assert b.erank == pytest.approx(a.erank, rel=1e-3)
     for a, b in zip(cpu.weights, gpu.weights, strict=True):

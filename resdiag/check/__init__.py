@@ -6,7 +6,7 @@ The layers, in the order a run goes through them (docs/ci.md documents every key
 - ``runner``: build each model and run its probes (the only module here that imports torch);
 - ``gates``, ``baseline``, ``tolerance``: pure functions from measured numbers to pass/fail gates;
 - ``result``: the ``resdiag.check`` JSON result every output format reads;
-- ``human``, ``junit``, ``github``: the output formats; ``api.run_check`` ties it together.
+- ``human``, ``junit``, ``github``: the output formats; ``run_check`` ties it together.
 
 Importing this package imports neither torch nor rich.
 """

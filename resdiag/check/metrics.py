@@ -1,7 +1,7 @@
 """The numbers ``resdiag check`` gates on, and the limit keys over them: plain data.
 
-Each metric is a field of a probe's summary (``GradFlowSummary``, ``RankSummary``; docs/gradflow.md
-has the formulas). A limit is a ``max_*`` or ``min_*`` key of a ``gates`` table; its default, where it
+Each metric is declared once in ``resdiag.metrics.registry`` (a field of a probe's summary;
+docs/gradflow.md has the formulas). A limit is a ``max_*`` or ``min_*`` key of a ``gates`` table; its default, where it
 has one, is the threshold the probe's own verdict uses (``resdiag.diagnosis.thresholds``).
 """
 
@@ -10,17 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
+from resdiag.metrics.registry import GRAD_FLOW, PROBES, RANK, Metric
+from resdiag.metrics.registry import METRICS as REGISTRY
 
-GRAD_FLOW, RANK = "grad-flow", "rank"
-PROBES = (GRAD_FLOW, RANK)
+__all__ = ["GRAD_FLOW", "LIMITS", "METRICS", "PROBES", "RANK", "Limit", "Metric", "probe_of_limit"]
 
-
-@dataclass(frozen=True)
-class Metric:
-    name: str  # the summary field, and the key of baseline.tolerance
-    probe: str
-    tolerance: str  # default baseline tolerance: relative for ratios, absolute for fractions and slopes
-    doc: str
+# The metrics a baseline compares: those of the one registry that carry a default tolerance.
+METRICS: dict[str, Metric] = {m.name: m for m in REGISTRY.values() if m.tolerance is not None}
 
 
 @dataclass(frozen=True)
@@ -30,18 +26,6 @@ class Limit:
     bound: str  # "max" (value <= limit passes) or "min" (value >= limit passes)
     default: float | None  # None: off unless configured
 
-
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("boundary_ratio", GRAD_FLOW, "rel:25%", "||dE/dx_0|| / ||dE/dx_L||, the end-to-end ratio"),
-    Metric("log_growth_per_block", GRAD_FLOW, "abs:0.05",
-           "fitted slope of ln ||dE/dx_l|| per block, toward the input"),
-    Metric("weight_first_last_ratio", GRAD_FLOW, "rel:25%", "||dE/dW_first|| / ||dE/dW_last||"),
-    Metric("feature_erank_retention", RANK, "abs:0.05", "erank ratio at x_L / erank ratio at x_0"),
-    Metric("feature_erank_ratio_last", RANK, "abs:0.05", "erank / min(batch - 1, features) at x_L"),
-    Metric("rank1_distance_last", RANK, "abs:0.05", "||X_L - X_1||_F / ||X_L||_F"),
-    Metric("weight_erank_ratio_min", RANK, "abs:0.05", "lowest erank / min(m, n) over weights"),
-    Metric("weight_erank_ratio_median", RANK, "abs:0.05", "median erank / min(m, n) over weights"),
-)}
 
 _G, _R = GradThresholds(), RankThresholds()
 LIMITS: dict[str, Limit] = {x.key: x for x in (

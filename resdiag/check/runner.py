@@ -5,70 +5,63 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
-
 from resdiag.check.config import ModelSpec
-from resdiag.check.metrics import GRAD_FLOW, METRICS, RANK
+from resdiag.check.metrics import METRICS
 from resdiag.check.result import ModelRun
 from resdiag.data import parse_data
 from resdiag.errors import ResdiagError
-from resdiag.run.common import model_info
-from resdiag.run.gradflow import grad_flow, grad_flow_config
-from resdiag.run.rank import rank, rank_config
-from resdiag.run.usermodel import check_forward, load_user_model
+from resdiag.metrics.registry import GRAD_FLOW, RANK, values
+from resdiag.run.gradflow import grad_flow
+from resdiag.run.inputs import InputSpec
+from resdiag.run.rank import rank
+from resdiag.run.target import TargetSpec, build_target, check_memory
+
+
+def target_spec(spec: ModelSpec, seed: int) -> TargetSpec:
+    """The target a config entry names: a built-in ``arch`` or a ``module:callable`` factory."""
+    tokens = getattr(spec, "tokens", None)
+    if tokens is not None:
+        inputs = InputSpec(kind="tokens", seq_len=tokens, vocab=getattr(spec, "vocab", None))
+    else:
+        inputs = InputSpec(shape=tuple(spec.input_shape) if spec.arch is None and spec.input_shape else None)
+    return TargetSpec(arch=spec.arch, factory=spec.factory, inputs=inputs, num_classes=spec.num_classes,
+                      seed=seed, loss=spec.loss, blocks=getattr(spec, "blocks", None),
+                      checkpoint=getattr(spec, "checkpoint", None))
 
 
 def run_model(spec: ModelSpec, seed: int, device: str) -> ModelRun:
     """Run the probes ``spec`` names and collect their summary metrics, verdicts and a fingerprint.
 
-    Weights and data are seeded by ``seed``: a built-in model is built after ``torch.manual_seed``,
-    a user's factory is called after it, so the same config gives the same numbers.
+    Weights and data are seeded by ``seed`` (``build_target``), so the same config gives the same
+    numbers.
     """
+    s = spec.settings
     try:
-        results = _builtin(spec, seed, device) if spec.arch is not None else _user(spec, seed, device)
+        data = parse_data(s.data)
+        tspec = target_spec(spec, seed)
+        if GRAD_FLOW in s.probes:
+            check_memory(tspec, batch_size=s.batch_size, device=device, backward=True)
+        if RANK in s.probes:
+            check_memory(tspec, batch_size=s.rank_batch_size, device=device, backward=False)
+        target = build_target(tspec, device=device)
+        results: dict[str, Any] = {}
+        if GRAD_FLOW in s.probes:
+            results[GRAD_FLOW] = grad_flow(target, batches=s.batches, batch_size=s.batch_size, device=device,
+                                           data=data, mode=s.mode)
+        if RANK in s.probes:
+            results[RANK] = rank(target, batch_size=s.rank_batch_size, device=device, data=data, mode=s.mode)
     except ResdiagError as exc:
         raise ResdiagError(f"{spec.source}: {exc}") from None
-    metrics = {name: float(getattr(results[m.probe].summary, name))
-               for name, m in METRICS.items() if m.probe in results}
+    metrics = {name: value for probe, r in results.items()
+               for name, value in values(probe, r.summary).items() if name in METRICS}
     verdicts = {probe: r.verdict for probe, r in results.items()}
-    info = next(iter(results.values())).model
-    return ModelRun(spec.name, _fingerprint(spec, info), metrics, verdicts)
-
-
-def _builtin(spec: ModelSpec, seed: int, device: str) -> dict[str, Any]:
-    s, data = spec.settings, parse_data(spec.settings.data)
-    out: dict[str, Any] = {}
-    if GRAD_FLOW in s.probes:
-        out[GRAD_FLOW] = grad_flow_config(spec.arch, seed=seed, batches_=s.batches, batch_size=s.batch_size,
-                                          device=device, data=data, mode=s.mode)
-    if RANK in s.probes:
-        out[RANK] = rank_config(spec.arch, seed=seed, batch_size=s.rank_batch_size, device=device,
-                                data=data, mode=s.mode)
-    return out
-
-
-def _user(spec: ModelSpec, seed: int, device: str) -> dict[str, Any]:
-    s = spec.settings
-    torch.manual_seed(seed)
-    model = load_user_model(spec.factory)
-    classes = check_forward(model, spec.input_shape, spec.num_classes)
-    info = model_info(model, None, f"{type(model).__module__}.{type(model).__qualname__}")
-    info = dataclasses.replace(info, config={"model": spec.factory, "input_shape": list(spec.input_shape),
-                                             "num_classes": classes, "loss": spec.loss})
-    common = dict(input_shape=spec.input_shape, num_classes=classes, seed=seed, device=device,
-                  data=parse_data(s.data), mode=s.mode, info=info)
-    out: dict[str, Any] = {}
-    if GRAD_FLOW in s.probes:
-        out[GRAD_FLOW] = grad_flow(model, batches_=s.batches, batch_size=s.batch_size, loss=spec.loss,
-                                   **common)
-    if RANK in s.probes:
-        out[RANK] = rank(model, batch_size=s.rank_batch_size, **common)
-    return out
+    return ModelRun(spec.name, _fingerprint(spec, target.info), metrics, verdicts)
 
 
 def _fingerprint(spec: ModelSpec, info) -> dict[str, Any]:
-    """What the numbers depend on besides the code: the model's name, config, size and the run settings."""
+    """What the numbers depend on besides the code: the model's name, config, size, the weights
+    loaded and the run settings."""
     settings = {k: list(v) if isinstance(v, tuple) else v
                 for k, v in dataclasses.asdict(spec.settings).items()}
     return {"name": info.name, "family": info.family, "parameters": info.parameters,
-            "config": info.config, "settings": settings}
+            "config": info.config, "weights": info.weights, "settings": settings}

@@ -7,7 +7,8 @@ import statistics
 
 from resdiag.claims.budget import Budget
 from resdiag.claims.row import ClaimRow, fmt
-from resdiag.run.gradflow import grad_flow_config
+from resdiag.run.gradflow import run_grad_flow
+from resdiag.run.target import TargetSpec
 from resdiag.zoo import parse_shortcut, resolve
 
 LAMBDAS = (0.5, 0.9, 1.0, 1.1)
@@ -15,8 +16,8 @@ SMALL_BRANCH = 0.01  # branch gain under which the seed's derivation (F's Jacobi
 
 
 def _grad(cfg, b: Budget, seed: int):
-    return grad_flow_config(
-        cfg, seed=seed, batches_=b.grad_batches, batch_size=b.grad_batch_size, device=b.device
+    return run_grad_flow(
+        TargetSpec(arch=cfg, seed=seed), batches=b.grad_batches, batch_size=b.grad_batch_size, device=b.device
     )
 
 

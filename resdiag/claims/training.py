@@ -34,7 +34,8 @@ class Trained:
 
 
 def train(cfg, b: Budget, seed: int, out: Path, data: str = "synthetic") -> Trained:
-    from resdiag.train.api import RunOptions, run_training
+    from resdiag.run.target import TargetSpec
+    from resdiag.train import RunOptions, run_training
 
     stats = []
     recipe = dict(
@@ -49,7 +50,7 @@ def train(cfg, b: Budget, seed: int, out: Path, data: str = "synthetic") -> Trai
         overwrite=True,
         plots=False,
     )
-    run_training((cfg, None), recipe, options, on_step=stats.append)
+    run_training(TargetSpec(arch=cfg), recipe, options, on_step=stats.append)
     tail = stats[-max(1, int(len(stats) * TAIL)) :]
     return Trained(
         cfg.name,
@@ -165,7 +166,8 @@ def c5(b: Budget, out: Path, data: str) -> tuple[ClaimRow, dict]:
 
 def rank_claims(b: Budget, runs: dict) -> list[ClaimRow]:
     """C6, C7, C8 from the deep plain and residual nets of C5, at initialisation and trained."""
-    from resdiag.run.rank import rank_config
+    from resdiag.run.rank import run_rank
+    from resdiag.run.target import TargetSpec
 
     deep = b.c5_depths[1]
     seed = b.seeds[0]
@@ -175,11 +177,11 @@ def rank_claims(b: Budget, runs: dict) -> list[ClaimRow]:
         ck = Path(runs[f"{fam}{deep}"]["checkpoints"][0])
         # At initialisation BN normalises with batch statistics (train mode; its running statistics
         # are still 0 and 1); the trained nets run in eval mode with the statistics they learned.
-        r[fam, "init"] = rank_config(
-            cfg, seed=seed, batch_size=b.rank_batch_size, device=b.device, mode="train"
+        r[fam, "init"] = run_rank(
+            TargetSpec(arch=cfg, seed=seed), batch_size=b.rank_batch_size, device=b.device, mode="train"
         )
-        r[fam, "trained"] = rank_config(
-            cfg, seed=seed, checkpoint=ck, batch_size=b.rank_batch_size, device=b.device
+        r[fam, "trained"] = run_rank(
+            TargetSpec(arch=cfg, seed=seed, checkpoint=ck), batch_size=b.rank_batch_size, device=b.device
         )
     return [_c6(r, deep), _c7(r, deep), _c8(r, deep)]
 

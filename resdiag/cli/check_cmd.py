@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from resdiag.cli import options as o
-from resdiag.cli.app import EXIT_PROBLEM, app, console, user_errors
+from resdiag.cli.common import EXIT_PROBLEM, console, user_errors
 from resdiag.errors import ResdiagError
 
 FORMATS = ("human", "json", "github")
@@ -34,12 +34,11 @@ JunitOpt = Annotated[Path | None, typer.Option(
     "--junitxml", help="Also write JUnit XML: one test case per gate.")]
 
 
-@app.command()
 def check(config: ConfigOpt = None, baseline: BaselineOpt = None, update_baseline: UpdateOpt = False,
           output_format: FormatOpt = "human", junitxml: JunitOpt = None) -> None:
     """Run the models and gates of the configuration; exit 1 when a gate fails (docs/ci.md)."""
     with user_errors():
-        from resdiag.check.api import baseline_path, run_check
+        from resdiag.check.run_check import baseline_path, run_check
         from resdiag.check.config import load_config
 
         if output_format not in FORMATS:

@@ -9,10 +9,9 @@ from typing import Annotated
 
 import typer
 
-from resdiag.cli.app import app, console, user_errors
+from resdiag.cli.common import console, user_errors
 
 
-@app.command()
 def claims(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for claims.md, claims.json, plots, runs.")],
     quick: Annotated[

@@ -1,10 +1,15 @@
 """Options shared by the commands, as ``Annotated`` aliases, and their parsing into configs.
 
-Nothing here imports torch: ``resdiag --help`` must stay fast.
+The model options (what to diagnose) are declared once, in ``MODEL_OPTIONS``; a command takes them
+all with ``@model_options`` and receives one ``ModelOptions``, which ``target_specs`` turns into
+``TargetSpec``s. Nothing here imports torch: ``resdiag --help`` must stay fast.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated
 
@@ -58,7 +63,13 @@ BranchGain = Annotated[float | None, typer.Option(
 UserModel = Annotated[str | None, typer.Option(
     "--model", "-m", rich_help_panel=MODEL,
     help="Your own model: package.module:factory, a callable returning an nn.Module (imports and runs "
-         "your code). Takes --input-shape, --num-classes, --checkpoint, --blocks.")]
+         "your code). Takes --input-shape or --tokens, --num-classes, --checkpoint, --blocks, --seed.")]
+Tokens = Annotated[int | None, typer.Option(
+    "--tokens", rich_help_panel=MODEL,
+    help="Feed int64 token ids of this sequence length instead of images (language models).")]
+Vocab = Annotated[int | None, typer.Option(
+    "--vocab", rich_help_panel=MODEL,
+    help="With --tokens: ids in [0, N) (default: the size of the model's input embedding).")]
 Blocks = Annotated[str | None, typer.Option(
     "--blocks", rich_help_panel=MODEL,
     help="Regular expression over module names picking the blocks whose inputs are the x_l "
@@ -67,12 +78,15 @@ Blocks = Annotated[str | None, typer.Option(
 Batches = Annotated[int, typer.Option("--batches", "-k", rich_help_panel=RUN,
                                       help="Mini-batches to average over.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", rich_help_panel=RUN, help="Mini-batch size.")]
-Seed = Annotated[int, typer.Option("--seed", rich_help_panel=RUN, help="Seed for weights and data.")]
+Seed = Annotated[int, typer.Option("--seed", rich_help_panel=RUN,
+                                   help="Random seed of the weights (zoo and --model factories) and data.")]
 Device = Annotated[str, typer.Option("--device", rich_help_panel=RUN, help="auto | cpu | cuda | cuda:N.")]
 Data = Annotated[str, typer.Option("--data", rich_help_panel=RUN,
                                    help="synthetic (N(0,1) images, uniform labels) or cifar10:PATH.")]
-Loss = Annotated[str, typer.Option("--loss", rich_help_panel=RUN,
-                                   help="E: cross_entropy, or mse against one-hot labels.")]
+Loss = Annotated[str, typer.Option(
+    "--loss", rich_help_panel=MODEL,
+    help="E: cross_entropy (next-token for (batch, T, V) logits), mse against one-hot labels, or model "
+         "(the output's own 'loss'; docs/architectures.md).")]
 Mode = Annotated[str, typer.Option("--mode", rich_help_panel=RUN,
                                    help="train (BN uses batch statistics) or eval.")]
 
@@ -130,20 +144,6 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-def model_config(arch, depth, plain, shortcut, block, projection, placement, norm, width,
-                 num_classes, input_shape, init_gain, branch_gain):
-    """The validated config for the model options of a command."""
-    from resdiag.zoo import parse_shortcut, resolve
-
-    return resolve(
-        arch, depth, plain,
-        shortcut=parse_shortcut(shortcut) if shortcut is not None else None,
-        block=block, projection=projection.upper() if projection else None, placement=placement,
-        norm=norm, width=width, num_classes=num_classes, input_shape=parse_shape(input_shape),
-        init_gain=init_gain, branch_gain=branch_gain,
-    )
-
-
 def check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
     """Refuse an output path that could not be written, before any work is done."""
     if path is None:
@@ -156,26 +156,108 @@ def check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
         raise ResdiagError(f"{path} is a folder; give a file name")
 
 
-def targets(model_spec, arch, depth, plain, shortcut, block, projection, placement, norm, width,
-            num_classes, input_shape, init_gain, branch_gain, compare: bool, checkpoint) -> list:
-    """What a command runs on: zoo configs (two with --compare, plain first) or one user model,
-    as ``(cfg, None)`` or ``(None, (model, input_shape, num_classes, info))`` pairs."""
-    if model_spec is None:
+@dataclass(frozen=True, kw_only=True)
+class ModelOptions:
+    """The model options of a command, as given (None: not given)."""
+
+    arch: str | None = None
+    depth: int | None = None
+    plain: bool = False
+    shortcut: str | None = None
+    block: str | None = None
+    projection: str | None = None
+    placement: str | None = None
+    norm: str | None = None
+    width: float | None = None
+    num_classes: int | None = None
+    input_shape: str | None = None
+    tokens: int | None = None
+    vocab: int | None = None
+    init_gain: float | None = None
+    branch_gain: float | None = None
+    model: str | None = None
+    blocks: str | None = None
+    checkpoint: Path | None = None
+    loss: str = "cross_entropy"
+
+    def given(self) -> bool:
+        """Whether any option was given (train: else the model comes from --resume)."""
+        return any(getattr(self, f.name) != f.default for f in fields(self))
+
+
+# The one declaration of the model options: (name, Annotated alias); defaults are ModelOptions'.
+MODEL_OPTIONS = (
+    ("arch", Arch), ("depth", Depth), ("plain", Plain), ("shortcut", ShortcutOpt), ("block", Block),
+    ("projection", Projection), ("placement", Placement), ("norm", Norm), ("width", Width),
+    ("num_classes", NumClasses), ("input_shape", InputShape), ("tokens", Tokens), ("vocab", Vocab),
+    ("init_gain", InitGain), ("branch_gain", BranchGain), ("model", UserModel), ("blocks", Blocks),
+    ("checkpoint", Checkpoint), ("loss", Loss),
+)
+_ZOO_ONLY = ("arch", "depth", "plain", "shortcut", "block", "projection", "placement", "norm", "width",
+             "init_gain", "branch_gain")
+
+
+def model_options(func):
+    """Give a command every model option; it receives them as one ``ModelOptions`` (``target``)."""
+    sig = inspect.signature(func, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "target"]
+    defaults = ModelOptions()
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name),
+                                annotation=alias) for name, alias in MODEL_OPTIONS]
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.default is inspect.Parameter.empty]
+    params += shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own
+                        if p.default is not inspect.Parameter.empty]
+
+    @functools.wraps(func)
+    def command(**kwargs):
+        target = ModelOptions(**{name: kwargs.pop(name) for name, _ in MODEL_OPTIONS})
+        return func(target=target, **kwargs)
+
+    del command.__wrapped__  # typer must see the new signature, not func's
+    command.__signature__ = sig.replace(parameters=params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def model_config(opts: ModelOptions):
+    """The validated zoo config for the model options of a command."""
+    from resdiag.zoo import parse_shortcut, resolve
+
+    return resolve(
+        opts.arch, opts.depth, opts.plain,
+        shortcut=parse_shortcut(opts.shortcut) if opts.shortcut is not None else None,
+        block=opts.block, projection=opts.projection.upper() if opts.projection else None,
+        placement=opts.placement, norm=opts.norm, width=opts.width, num_classes=opts.num_classes,
+        input_shape=parse_shape(opts.input_shape), init_gain=opts.init_gain, branch_gain=opts.branch_gain,
+    )
+
+
+def target_specs(opts: ModelOptions, *, seed: int, compare: bool = False) -> list:
+    """What a command runs on: one ``TargetSpec``, or with ``compare`` the zoo config and its twin
+    (plain first)."""
+    from resdiag.run.inputs import InputSpec
+    from resdiag.run.target import TargetSpec
+
+    if opts.tokens is not None and opts.input_shape is not None:
+        raise ResdiagError("give --input-shape (float inputs) or --tokens (token ids), not both")
+    if opts.tokens is not None:
+        inputs = InputSpec(kind="tokens", seq_len=opts.tokens, vocab=opts.vocab)
+    else:
+        inputs = InputSpec(vocab=opts.vocab)
+    common = dict(inputs=inputs, checkpoint=opts.checkpoint, blocks=opts.blocks, seed=seed, loss=opts.loss)
+    if opts.model is None:
         from resdiag.zoo import twin
 
-        cfg = model_config(arch, depth, plain, shortcut, block, projection, placement, norm, width,
-                           num_classes, input_shape, init_gain, branch_gain)
-        if compare and checkpoint:
+        cfg = model_config(opts)
+        if compare and opts.checkpoint:
             raise ResdiagError("--compare builds the twin at initialisation; it cannot take --checkpoint")
         cfgs = sorted([cfg, twin(cfg)] if compare else [cfg], key=lambda c: not c.plain)
-        return [(c, None) for c in cfgs]
-    zoo_only = {"--arch": arch, "--depth": depth, "--plain": plain or None, "--shortcut": shortcut,
-                "--block": block, "--projection": projection, "--placement": placement, "--norm": norm,
-                "--width": width, "--init-gain": init_gain, "--branch-gain": branch_gain,
-                "--compare": compare or None}
-    given = [k for k, v in zoo_only.items() if v is not None]
+        return [TargetSpec(arch=c, **common) for c in cfgs]
+    given = [f"--{k.replace('_', '-')}" for k in _ZOO_ONLY if getattr(opts, k) not in (None, False)]
+    if compare:
+        given.append("--compare")
     if given:
         raise ResdiagError(f"--model builds your own network; {', '.join(given)} only apply to the zoo")
-    from resdiag.run.usermodel import user_model
-
-    return [(None, user_model(model_spec, parse_shape(input_shape), num_classes, checkpoint))]
+    if opts.tokens is None:
+        inputs = InputSpec(shape=parse_shape(opts.input_shape))
+    return [TargetSpec(factory=opts.model, num_classes=opts.num_classes, **{**common, "inputs": inputs})]

@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from resdiag.cli.app import app, console, user_errors
+from resdiag.cli.common import console, user_errors
 
 
-@app.command()
 def sweep(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the cell files, summary and plots.")],
     families: Annotated[str, typer.Option(help="Comma-separated families (resdiag models).")] = \

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from resdiag.cli import options as o
-from resdiag.cli.app import app, user_errors
+from resdiag.cli.common import user_errors
 
 RECIPE = "Recipe (He et al. 2015, section 4.2; default in brackets)"
 
@@ -55,14 +55,10 @@ Overwrite = Annotated[bool, typer.Option(
     "--overwrite", rich_help_panel=o.OUTPUT, help="Replace a run already in --out.")]
 
 
-@app.command()
+@o.model_options
 def train(
+    target: o.ModelOptions,
     out: Out,
-    arch: o.Arch = None, depth: o.Depth = None, plain: o.Plain = False, shortcut: o.ShortcutOpt = None,
-    block: o.Block = None, projection: o.Projection = None, placement: o.Placement = None,
-    norm: o.Norm = None, width: o.Width = None, num_classes: o.NumClasses = None,
-    input_shape: o.InputShape = None, init_gain: o.InitGain = None, branch_gain: o.BranchGain = None,
-    model: o.UserModel = None, blocks: o.Blocks = None, checkpoint: o.Checkpoint = None,
     resume: Resume = None,
     steps: Steps = None, batch_size: TrainBatch = None, lr: Lr = None, momentum: Momentum = None,
     weight_decay: WeightDecay = None, warmup_steps: Warmup = None, seed: TrainSeed = None,
@@ -71,31 +67,24 @@ def train(
     overwrite: Overwrite = False,
 ) -> None:
     """Train a zoo or user model with He et al.'s recipe; record loss, error and the probes."""
-    zoo = (arch, depth, plain or None, shortcut, block, projection, placement, norm, width, init_gain,
-           branch_gain)
     with user_errors():
         import os
 
-        import torch
-
         from resdiag.train import Interrupted, RunOptions, run_training
 
-        found = None
-        if resume is None or model is not None or any(v is not None for v in zoo) or \
-                num_classes is not None or input_shape is not None:
-            torch.manual_seed(seed or 0)  # a user's factory draws its weights from the global generator
-            found = o.targets(model, arch, depth, plain, shortcut, block, projection, placement, norm, width,
-                              num_classes, input_shape, init_gain, branch_gain, False, checkpoint)[0]
+        spec = None
+        if resume is None or target.given():
+            # the seed is the recipe's (given, resumed, or 0): run_training sets it on the spec
+            spec = o.target_specs(target, seed=seed or 0)[0]
         recipe = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
                       weight_decay=weight_decay, warmup_steps=warmup_steps, seed=seed, data=data)
         rank_log = os.environ.get("RESDIAG_RANK_LOG")
         options = RunOptions(out, record_every=record_every, checkpoint_every=checkpoint_every,
-                             features=features, blocks=blocks, device=device, overwrite=overwrite,
+                             features=features, blocks=target.blocks, device=device, overwrite=overwrite,
                              rank_log=Path(rank_log) if rank_log else None)
         bar = _Bar()
         try:
-            result = run_training(found, recipe, options, resume=resume, checkpoint=checkpoint,
-                                  on_step=bar.update)
+            result = run_training(spec, recipe, options, resume=resume, on_step=bar.update)
         except Interrupted as exc:
             bar.stop()
             _interrupted(exc)

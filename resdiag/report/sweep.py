@@ -7,15 +7,13 @@ from pathlib import Path
 
 from rich.table import Table
 
+from resdiag.metrics.registry import METRICS
 from resdiag.report.plot import _figure, save
 from resdiag.report.table import fmt
 
-COLUMNS = (
-    ("boundary_ratio", "||dE/dx_0||/||dE/dx_L||"),
-    ("growth_per_block", "growth/block"),
-    ("feature_erank_retention", "erank retention"),
-    ("rank1_distance_last", "rank-1 dist x_L"),
-)
+# The columns shown, by metric name; labels and docs come from the registry.
+SHOWN = ("boundary_ratio", "growth_per_block", "feature_erank_retention", "rank1_distance_last")
+COLUMNS = tuple((name, METRICS[name].label) for name in SHOWN)
 
 
 def sweep_table(rows: list[dict]) -> Table:
@@ -39,8 +37,8 @@ def plot_sweep(rows: list[dict], out: Path) -> list[Path]:
     the band spanning the seeds' min and max. Returns the files written."""
     written = []
     for key, label, name, log in (
-        ("boundary_ratio", "||dE/dx_0|| / ||dE/dx_L||", "grad_ratio.png", True),
-        ("feature_erank_retention", "feature erank ratio x_L / x_0", "feature_erank.png", False),
+        ("boundary_ratio", METRICS["boundary_ratio"].doc, "grad_ratio.png", True),
+        ("feature_erank_retention", METRICS["feature_erank_retention"].doc, "feature_erank.png", False),
     ):
         if not any(key in r for r in rows):
             continue

@@ -1,6 +1,6 @@
 """What every result shares: findings, verdicts, model and run info, and the JSON helpers.
 
-The table, the plot and the CI gate all read these objects (STYLE.md, convention 6).
+The table, the plot and the CI gate all read these objects (docs/design.md, "Results").
 JSON has no NaN or infinity; non-finite floats are written as the strings "NaN", "Infinity"
 and "-Infinity" and read back as floats.
 """
@@ -39,6 +39,7 @@ class ModelInfo:
     family: str
     parameters: int
     config: dict[str, Any]
+    weights: dict[str, Any] | None = None  # the checkpoint loaded: path, sha256, kind (None: initial)
 
 
 @dataclass(frozen=True)

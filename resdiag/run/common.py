@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import asdict
+from typing import Literal
 
 import torch
 from torch import nn
@@ -12,6 +13,9 @@ from torch import nn
 from resdiag.errors import ResdiagError
 from resdiag.results import ModelInfo
 from resdiag.zoo import ModelConfig
+
+
+Mode = Literal["train", "eval"]  # train: BatchNorm uses batch statistics; eval: running ones
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -66,8 +70,12 @@ def model_info(model: nn.Module, cfg: ModelConfig | None = None, name: str | Non
     params = sum(p.numel() for p in model.parameters())
     if cfg is None:
         return ModelInfo(name or type(model).__name__, "custom", params, {})
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
-    return ModelInfo(cfg.name, cfg.family, params, config)
+    return ModelInfo(cfg.name, cfg.family, params, zoo_config_dict(cfg))
+
+
+def zoo_config_dict(cfg: ModelConfig) -> dict:
+    """A zoo config as JSON-ready data (what results and checkpoints record)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
 
 
 def check_batch(model: nn.Module, batch_size: int, mode: str) -> None:
@@ -75,28 +83,3 @@ def check_batch(model: nn.Module, batch_size: int, mode: str) -> None:
     bn = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
     if mode == "train" and batch_size < 2 and any(isinstance(m, bn) for m in model.modules()):
         raise ResdiagError("BatchNorm in train mode needs --batch-size >= 2 (or use --mode eval)")
-
-
-def build_seeded(cfg: ModelConfig, seed: int, checkpoint=None) -> nn.Module:
-    """The network for ``cfg`` with weights drawn from ``seed``, or loaded from ``checkpoint``."""
-    from resdiag.run.checkpoint import load_checkpoint
-    from resdiag.zoo import build
-
-    torch.manual_seed(seed)
-    model = build(cfg)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
-    return model
-
-
-LOSSES = ("cross_entropy", "mse")
-
-
-def loss_value(name: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """E of the seed's equations: mean cross-entropy, or mean squared error against one-hot labels."""
-    if name == "cross_entropy":
-        return nn.functional.cross_entropy(logits, labels)
-    if name == "mse":
-        target = nn.functional.one_hot(labels, logits.shape[-1]).to(logits.dtype)
-        return nn.functional.mse_loss(logits, target)
-    raise ResdiagError(f"unknown loss {name!r}: use {' or '.join(LOSSES)}")

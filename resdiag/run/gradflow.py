@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 import resdiag
-from resdiag.data import DataSpec, batches
+from resdiag.data import DataSpec
 from resdiag.diagnosis.gradflow import diagnose
 from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.errors import ResdiagError
@@ -20,86 +19,65 @@ from resdiag.results import (
     GradFlowResult,
     GradFlowSummary,
     LayerGrad,
-    ModelInfo,
     RunInfo,
 )
-from resdiag.run.common import (
-    LOSSES,
-    build_seeded,
-    check_batch,
-    loss_value,
-    model_info,
-    preserved,
-    resolve_device,
-)
-from resdiag.run.memory import check_fits
-from resdiag.zoo import ModelConfig
+from resdiag.run.common import Mode, check_batch, preserved, resolve_device
+from resdiag.run.inputs import check_pair
+from resdiag.run.target import Target, TargetSpec, build_target
 
 
-def grad_flow_config(cfg: ModelConfig, *, seed: int = 0, checkpoint=None, **kwargs) -> GradFlowResult:
-    """Build the network for ``cfg`` (weights seeded by ``seed``, or from ``checkpoint``) and run
-    ``grad_flow`` on it."""
-    device = resolve_device(kwargs.get("device", "auto"))
-    check_fits(cfg, kwargs.get("batch_size", 32), device, backward=True)
-    model = build_seeded(cfg, seed, checkpoint)
-    return grad_flow(
-        model, input_shape=cfg.input_shape, num_classes=cfg.num_classes, seed=seed,
-        info=model_info(model, cfg), **kwargs,
-    )
+def run_grad_flow(spec: TargetSpec, **options) -> GradFlowResult:
+    """``build_target(spec)``, then ``grad_flow`` with ``options``: the call of every front-end."""
+    target = build_target(spec, device=options.get("device", "auto"),
+                          batch_size=options.get("batch_size", 32), backward=True)
+    return grad_flow(target, **options)
 
 
 def grad_flow(
-    model: nn.Module,
+    target: Target,
     *,
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    batches_: int = 4,
+    batches: int = 4,
     batch_size: int = 32,
-    seed: int = 0,
     device: str = "auto",
     data: DataSpec = DataSpec("synthetic"),
-    mode: str = "train",
-    loss: str = "cross_entropy",
+    mode: Mode = "train",
     thresholds: GradThresholds = GradThresholds(),
-    info: ModelInfo | None = None,
-    blocks: str | None = None,
 ) -> GradFlowResult:
-    """Forward and backward ``batches_`` mini-batches of ``loss`` (cross-entropy, or MSE against
-    one-hot labels); return norms and verdict.
+    """Forward and backward ``batches`` mini-batches of the target's loss E; return norms and
+    verdict.
 
-    ``blocks`` is a regular expression over module names that picks the blocks whose inputs are
-    the x_l (default: ``find_blocks``). The model is moved to ``device`` and put in ``mode`` for
-    the run; its mode, gradients and buffers are restored afterwards (its weights are never
-    changed: there is no optimiser step).
+    The blocks whose inputs are the x_l are the target's ``blocks`` regular expression (default:
+    ``find_blocks``). The model is moved to ``device`` and put in ``mode`` for the run; its mode,
+    gradients and buffers are restored afterwards (its weights are never changed: there is no
+    optimiser step). Data and dropout draw from generators seeded by the target's seed.
     """
-    if batches_ < 1 or batch_size < 1:
-        raise ResdiagError(f"--batches and --batch-size must be >= 1, got {batches_} and {batch_size}")
+    if batches < 1 or batch_size < 1:
+        raise ResdiagError(f"--batches and --batch-size must be >= 1, got {batches} and {batch_size}")
     if mode not in ("train", "eval"):
         raise ResdiagError(f"unknown mode {mode!r}: use train or eval")
-    if loss not in LOSSES:
-        raise ResdiagError(f"unknown loss {loss!r}: use {' or '.join(LOSSES)}")
+    model, seed = target.model, target.spec.seed
     check_batch(model, batch_size, mode)
+    check_pair(target.inputs, data)
     dev = resolve_device(device)
-    info = info or model_info(model)
     model.to(dev)
     losses = []
     # Every step starts from .grad = None, so .grad after backward is that step's gradient: read it
     # there (weights_from="grad") rather than through one hook per parameter, which costs more.
-    probe = GradientProbe(model, blocks=find_blocks(model, blocks), weights_from="grad")
+    probe = GradientProbe(model, blocks=find_blocks(model, target.blocks), weights_from="grad")
     with preserved(model), probe:
         model.train(mode == "train")
         torch.manual_seed(seed)  # dropout shortcuts draw from the global generator
-        for x, y in batches(data, input_shape, num_classes, batch_size, batches_, seed):
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        for batch in target.batches(data, batch_size, batches, seed):
+            batch = batch.to(dev)
             for p in model.parameters():
                 p.grad = None
-            value = loss_value(loss, model(x), y)
+            value = target.loss(target.forward(batch), batch)
             value.backward()
             losses.append(value.detach())
             probe.step()
         loss_mean = torch.stack(losses).mean().item()
-    return grad_flow_from_probe(probe, info, loss_mean, batches_, batch_size, seed, str(dev), data, mode,
-                                thresholds, objective=loss)
+    return grad_flow_from_probe(probe, target.info, loss_mean, batches, batch_size, seed, str(dev), data,
+                                mode, thresholds, objective=target.objective)
 
 
 def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds,

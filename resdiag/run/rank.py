@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import resdiag
-from resdiag.data import DataSpec, batches
+from resdiag.data import DataSpec
 from resdiag.diagnosis.rank import diagnose_rank
 from resdiag.diagnosis.thresholds import RankThresholds
 from resdiag.errors import ResdiagError
@@ -25,37 +25,29 @@ from resdiag.results import (
     RunInfo,
     WeightRank,
 )
-from resdiag.run.common import build_seeded, check_batch, model_info, preserved, resolve_device
-from resdiag.run.memory import check_fits
-from resdiag.zoo import ModelConfig
+from resdiag.run.common import Mode, check_batch, preserved, resolve_device
+from resdiag.run.inputs import check_pair
+from resdiag.run.target import Target, TargetSpec, build_target
 
 
-def rank_config(cfg: ModelConfig, *, seed: int = 0, checkpoint: Path | None = None, **kwargs) -> RankResult:
-    """Build the network for ``cfg`` (seeded), optionally load ``checkpoint``, and run ``rank``."""
-    device = resolve_device(kwargs.get("device", "auto"))
-    check_fits(cfg, kwargs.get("batch_size", 256), device, backward=False)
-    model = build_seeded(cfg, seed, checkpoint)
-    return rank(model, input_shape=cfg.input_shape, num_classes=cfg.num_classes, seed=seed,
-                info=model_info(model, cfg), checkpoint=checkpoint, **kwargs)
+def run_rank(spec: TargetSpec, **options) -> RankResult:
+    """``build_target(spec)``, then ``rank`` with ``options``: the call of every front-end."""
+    target = build_target(spec, device=options.get("device", "auto"),
+                          batch_size=options.get("batch_size", 256), backward=False)
+    return rank(target, **options)
 
 
 def rank(
-    model: nn.Module,
+    target: Target,
     *,
-    input_shape: tuple[int, ...],
-    num_classes: int,
     batch_size: int = 256,
-    seed: int = 0,
     device: str = "auto",
     data: DataSpec = DataSpec("synthetic"),
-    mode: str | None = None,
+    mode: Mode | None = None,
     conv: str = "flat",
     rtol: float | None = None,
     atol: float | None = None,
     thresholds: RankThresholds = RankThresholds(),
-    info: ModelInfo | None = None,
-    blocks: str | None = None,
-    checkpoint: Path | None = None,
 ) -> RankResult:
     """Weight spectra, then one forward pass of ``batch_size`` inputs recording feature ranks.
 
@@ -66,22 +58,23 @@ def rank(
         raise ResdiagError(f"--batch-size must be >= 2 for feature ranks, got {batch_size}")
     if conv not in ("flat", "slices"):
         raise ResdiagError(f"unknown --conv {conv!r}: use flat or slices")
+    checkpoint = target.spec.checkpoint
     mode = mode or ("eval" if checkpoint else "train")
     if mode not in ("train", "eval"):
         raise ResdiagError(f"unknown mode {mode!r}: use train or eval")
+    model, seed = target.model, target.spec.seed
     check_batch(model, batch_size, mode)
+    check_pair(target.inputs, data)
     dev = resolve_device(device)
-    info = info or model_info(model)
     model.to(dev)
-    x, y = next(batches(data, input_shape, num_classes, batch_size, 1, seed))
-    with preserved(model), torch.no_grad(), FeatureProbe(model, find_blocks(model, blocks)) as probe:
+    batch = next(target.batches(data, batch_size, 1, seed)).to(dev)
+    with preserved(model), torch.no_grad(), FeatureProbe(model, find_blocks(model, target.blocks)) as probe:
         model.train(mode == "train")
         torch.manual_seed(seed)
-        logits = model(x.to(dev))
-        loss = nn.functional.cross_entropy(logits, y.to(dev)).item()
+        loss = target.loss(target.forward(batch), batch).item()
     run = RunInfo(1, batch_size, seed, str(dev), data.describe(), mode, loss, torch.__version__,
-                  resdiag.__version__)
-    return rank_from_probe(model, probe, info, thresholds, run=run, conv=conv, rtol=rtol, atol=atol,
+                  resdiag.__version__, target.objective)
+    return rank_from_probe(model, probe, target.info, thresholds, run=run, conv=conv, rtol=rtol, atol=atol,
                            checkpoint=checkpoint)
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from resdiag.errors import ResdiagError
 
-PROBES = ("grad-flow", "rank")
+from resdiag.metrics.registry import PROBES
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class Grid:
     batch_size: int = 32
     rank_batch_size: int = 256
     device: str = "cpu"
+    tokens: int | None = None  # feed token ids of this length (a family whose models embed tokens)
+    vocab: int | None = None  # token ids in [0, vocab); None: the model's input embedding
 
     def cells(self) -> tuple[list[Cell], list[tuple[Cell, str]]]:
         """The valid cells, and the combinations skipped with the reason (e.g. a plain net with a

@@ -20,12 +20,6 @@ from resdiag.results import atomic_write, decode, dumps, encode
 from resdiag.sweep.grid import Cell, Grid
 
 CELL_SCHEMA = "resdiag.sweep-cell"
-# The numbers of a cell that the summary, the table and the plots read.
-METRICS = {
-    "grad-flow": ("boundary_ratio", "growth_per_block", "weight_first_last_ratio"),
-    "rank": ("feature_erank_retention", "feature_erank_ratio_last", "rank1_distance_last",
-             "weight_erank_ratio_min"),
-}
 
 
 def cell_path(out: Path, cell: Cell) -> Path:
@@ -40,28 +34,36 @@ def done(out: Path, cell: Cell) -> bool:
     return d.get("schema") == CELL_SCHEMA and d.get("cell") == cell.to_dict()
 
 
+def cell_target(cell: Cell, grid: Grid):
+    """The ``TargetSpec`` of one cell: its zoo config, seeded by the cell's seed."""
+    from resdiag.run.inputs import InputSpec
+    from resdiag.run.target import TargetSpec
+
+    inputs = InputSpec(kind="tokens", seq_len=grid.tokens, vocab=grid.vocab) if grid.tokens else InputSpec()
+    return TargetSpec(arch=cell.config(), seed=cell.seed, inputs=inputs)
+
+
 def run_cell(cell: Cell, grid: Grid, threads: int) -> dict:
-    """Measure one cell (in a worker process) and return its JSON-ready record."""
+    """Measure one cell (in a worker process) and return its JSON-ready record: every metric of the
+    registry (``resdiag.metrics.registry``) of each probe run."""
     import torch
 
-    from resdiag.run.gradflow import grad_flow_config
-    from resdiag.run.rank import rank_config
+    from resdiag.metrics.registry import values
+    from resdiag.run.gradflow import grad_flow
+    from resdiag.run.rank import rank
+    from resdiag.run.target import build_target
 
     torch.set_num_threads(threads)
-    cfg = cell.config()
+    target = build_target(cell_target(cell, grid), device=grid.device)
     record: dict = {"schema": CELL_SCHEMA, "schema_version": 1, "cell": cell.to_dict(), "metrics": {},
-                    "verdicts": {}, "parameters": None}
-    if "grad-flow" in grid.probes:
-        r = grad_flow_config(cfg, seed=cell.seed, batches_=grid.batches, batch_size=grid.batch_size,
-                             device=grid.device)
-        record["metrics"].update({k: getattr(r.summary, k) for k in METRICS["grad-flow"]})
-        record["verdicts"]["grad-flow"] = r.verdict.status
-        record["parameters"] = r.model.parameters
-    if "rank" in grid.probes:
-        r = rank_config(cfg, seed=cell.seed, batch_size=grid.rank_batch_size, device=grid.device)
-        record["metrics"].update({k: getattr(r.summary, k) for k in METRICS["rank"]})
-        record["verdicts"]["rank"] = r.verdict.status
-        record["parameters"] = r.model.parameters
+                    "verdicts": {}, "parameters": target.info.parameters}
+    for probe in grid.probes:
+        if probe == "grad-flow":
+            r = grad_flow(target, batches=grid.batches, batch_size=grid.batch_size, device=grid.device)
+        else:
+            r = rank(target, batch_size=grid.rank_batch_size, device=grid.device)
+        record["metrics"].update(values(probe, r.summary))
+        record["verdicts"][probe] = r.verdict.status
     return encode(record)
 
 
@@ -94,15 +96,14 @@ def run_sweep(grid: Grid, out: Path, jobs: int = 1,
 
 
 def _check_memory(grid: Grid, cells: list[Cell]) -> None:
-    from resdiag.run.common import resolve_device
-    from resdiag.run.memory import check_fits
+    from resdiag.run.target import check_memory
 
-    device = resolve_device(grid.device)
     for c in cells:
+        spec = cell_target(c, grid)
         if "grad-flow" in grid.probes:
-            check_fits(c.config(), grid.batch_size, device, backward=True)
+            check_memory(spec, batch_size=grid.batch_size, device=grid.device, backward=True)
         if "rank" in grid.probes:
-            check_fits(c.config(), grid.rank_batch_size, device, backward=False)
+            check_memory(spec, batch_size=grid.rank_batch_size, device=grid.device, backward=False)
 
 
 def _save(out: Path, cell: Cell, record: dict, progress) -> None:

@@ -9,10 +9,10 @@
 
 Layers: ``config`` (the recipe, pure data) -> ``schedule`` (lr per step) -> ``data`` (the training
 set, sharded by process) -> ``loop`` (steps, Monitor recordings, checkpoints) -> ``plots`` ->
-``api`` (checks every input, then runs). ``distributed`` joins a torchrun job. docs/train.md.
+``run_training`` (checks every input, then runs). ``distributed`` joins a torchrun job. docs/train.md.
 """
 
-from resdiag.train.api import RunOptions, TrainResult, run_training
+from resdiag.train.run_training import RunOptions, TrainResult, run_training
 from resdiag.train.config import TrainConfig
 from resdiag.train.loop import Interrupted, StepStats
 

@@ -1,5 +1,5 @@
 """The training loop: SGD steps with the recipe's schedule, a JSON line per step, the probes every
-N steps (``resdiag.api.Monitor``), and atomic checkpoints.
+N steps (``resdiag.monitor.Monitor``), and atomic checkpoints.
 
 Step s (0-based) draws its batch and its dropout masks from generators seeded by (seed, s), sets
 the lr of the schedule, runs forward and backward (inside the Monitor on recorded steps) and the
@@ -16,7 +16,10 @@ import torch
 from torch import nn
 
 import resdiag
-from resdiag.api import Monitor
+from resdiag.monitor import Monitor
+from resdiag.run.inputs import Batch
+from resdiag.run.outputs import error_fraction
+from resdiag.run.target import Target
 from resdiag.train import checkpoint as ckpt
 from resdiag.train.config import TrainConfig
 from resdiag.train.data import TrainSet, mix
@@ -31,8 +34,8 @@ class StepStats:
     steps: int  # the budget
     start: int  # the first step of this run (> 0 when resumed)
     lr: float
-    loss: float  # cross-entropy of the global batch, before this step's update
-    error: float  # fraction of the global batch misclassified, before this step's update
+    loss: float  # E of the global batch (the target's loss), before this step's update
+    error: float  # fraction of the global batch misclassified (of next tokens, for sequence logits)
     time: float  # seconds of training since step 0, over resumed segments (mean over processes)
     recorded: bool  # whether the probes recorded this step
 
@@ -58,9 +61,9 @@ class TrainMonitor(Monitor):
 
 @dataclass
 class Job:
-    """Everything one process needs to train: built and validated by ``resdiag.train.api``."""
+    """Everything one process needs to train: built and validated by ``resdiag.train.run_training``."""
 
-    model: nn.Module  # the network itself (its state dict is what checkpoints hold)
+    target: Target  # the network (its state dict is what checkpoints hold), its inputs and loss
     net: nn.Module  # what runs forward: the model, or DistributedDataParallel around it
     optimizer: torch.optim.Optimizer
     data: TrainSet
@@ -75,6 +78,10 @@ class Job:
     checkpoint: Path | None  # where rank 0 writes checkpoints (None: only rank 0 has one)
     checkpoint_every: int
     saved_at: int | None = None  # the step the checkpoint file already holds (a resumed run)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.target.model
 
 
 def start_line(job: Job, resumed_from: Path | None) -> dict:
@@ -122,14 +129,15 @@ def _step(job: Job, step: int, clock) -> StepStats:
         group["lr"] = lr
     torch.manual_seed(mix(cfg.seed, 3, step, dist.rank))  # dropout shortcuts, users' random layers
     x, y = job.data.batch(step, cfg.batch_size, dist.rank, dist.world)
-    x, y = x.to(job.device, non_blocking=True), y.to(job.device, non_blocking=True)
+    batch = Batch(x, y, tokens=x if job.target.inputs.kind == "tokens" else None).to(job.device)
     job.optimizer.zero_grad(set_to_none=True)
     with job.monitor.record(step) as rec:
-        logits = job.net(x)
-        loss = nn.functional.cross_entropy(logits, y)
+        out = job.target.forward(batch, job.net)
+        loss = job.target.loss(out, batch)
         loss.backward()
     job.optimizer.step()
-    local = torch.stack([loss.detach().double() * len(y), (logits.detach().argmax(1) != y).sum().double()])
+    wrong = error_fraction(out, batch) * len(y)
+    local = torch.stack([loss.detach().double() * len(y), wrong.double()])
     extra = torch.tensor([len(y), clock()], dtype=torch.float64, device=local.device)
     loss_sum, wrong, n, seconds = all_sum(torch.cat([local, extra]), dist).tolist()
     stats = StepStats(step, cfg.steps, job.start, lr, loss_sum / n, wrong / n, seconds / dist.world,

@@ -7,8 +7,9 @@ import torch
 from resdiag.data import DataSpec, batches
 from resdiag.errors import ResdiagError
 from resdiag.results import GradFlowResult
-from resdiag.run.common import build_seeded
-from resdiag.run.gradflow import grad_flow, grad_flow_config
+from resdiag.run.gradflow import grad_flow, run_grad_flow
+from resdiag.run.inputs import InputSpec
+from resdiag.run.target import TargetSpec, build_target
 from resdiag.zoo import build, parse_shortcut, resolve
 
 
@@ -16,8 +17,13 @@ def tiny(name="resnet8", **kw):
     return resolve(name, width=0.25, input_shape=(3, 8, 8), **kw)
 
 
+def module_target(model, cfg):
+    """A live module as the Python API gives it: a target of kind ``module``."""
+    return build_target(TargetSpec(module=model, inputs=InputSpec(shape=cfg.input_shape)))
+
+
 def test_result_rows_and_json_round_trip():
-    r = grad_flow_config(tiny(), batches_=2, batch_size=4, device="cpu")
+    r = run_grad_flow(TargetSpec(arch=tiny()), batches=2, batch_size=4, device="cpu")
     assert len(r.layers) == 8  # stem, 3 blocks x 2 convs, fc
     assert len(r.boundaries) == 4  # x_0 .. x_3
     assert r.boundaries[-1].relative == pytest.approx(1.0)
@@ -27,10 +33,9 @@ def test_result_rows_and_json_round_trip():
 
 
 def test_same_seed_same_json_bytes():
-    a = grad_flow_config(tiny(shortcut=parse_shortcut("dropout:0.5")),
-                         batches_=2, batch_size=4, seed=3, device="cpu")
-    b = grad_flow_config(tiny(shortcut=parse_shortcut("dropout:0.5")),
-                         batches_=2, batch_size=4, seed=3, device="cpu")
+    spec = TargetSpec(arch=tiny(shortcut=parse_shortcut("dropout:0.5")), seed=3)
+    a = run_grad_flow(spec, batches=2, batch_size=4, device="cpu")
+    b = run_grad_flow(spec, batches=2, batch_size=4, device="cpu")
     assert a.to_json() == b.to_json()
 
 
@@ -41,7 +46,7 @@ def test_model_is_left_as_found():
     model.stage1[0].train()  # a mixed state must come back mixed
     before = {k: v.clone() for k, v in model.state_dict().items()}
     modes = [m.training for m in model.modules()]
-    grad_flow(model, input_shape=cfg.input_shape, num_classes=10, batches_=2, batch_size=4, device="cpu")
+    grad_flow(module_target(model, cfg), batches=2, batch_size=4, device="cpu")
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
     assert [m.training for m in model.modules()] == modes
@@ -51,7 +56,7 @@ def test_model_is_left_as_found():
 
 def test_non_finite_gradients_are_findings_not_crashes():
     cfg = resolve("mlp", 4, width=8, input_shape=(3, 4, 4), init_gain=1e30)
-    r = grad_flow_config(cfg, batches_=1, batch_size=4, device="cpu")
+    r = run_grad_flow(TargetSpec(arch=cfg), batches=1, batch_size=4, device="cpu")
     assert r.verdict.status == "exploding"
     assert any(f.rule == "non_finite" for f in r.verdict.findings)
     json.loads(r.to_json())  # still valid JSON (non-finite written as strings)
@@ -62,46 +67,47 @@ def test_scaled_shortcut_mlp_follows_prod_lambda():
     for lam in (0.9, 1.1):
         cfg = resolve("mlp", 40, width=32, input_shape=(16,), branch_gain=1e-3,
                       shortcut=parse_shortcut(f"scale:{lam}"))
-        r = grad_flow_config(cfg, batches_=1, batch_size=8, device="cpu")
+        r = run_grad_flow(TargetSpec(arch=cfg), batches=1, batch_size=8, device="cpu")
         assert r.summary.log_growth_per_block == pytest.approx(math.log(lam), rel=0.05)
         assert r.verdict.status == "healthy" or lam == 0.9
 
 
 def test_bad_arguments():
     with pytest.raises(ResdiagError):
-        grad_flow_config(tiny(), batches_=0, device="cpu")
+        run_grad_flow(TargetSpec(arch=tiny()), batches=0, device="cpu")
     with pytest.raises(ResdiagError, match="CUDA"):
         if torch.cuda.is_available():
             pytest.skip("CUDA is available here")
-        grad_flow_config(tiny(), device="cuda")
+        run_grad_flow(TargetSpec(arch=tiny()), device="cuda")
     with pytest.raises(ResdiagError, match="CIFAR-10 images"):
-        grad_flow_config(tiny(), data=DataSpec("cifar10", None), device="cpu")
+        run_grad_flow(TargetSpec(arch=tiny()), data=DataSpec("cifar10", None), device="cpu")
 
 
 def test_frozen_layer_is_not_a_finding():
     cfg = tiny()
     model = build(cfg)
     model.stem.conv.weight.requires_grad_(False)
-    r = grad_flow(model, input_shape=cfg.input_shape, num_classes=10, batches_=1, batch_size=4, device="cpu")
+    r = grad_flow(module_target(model, cfg), batches=1, batch_size=4, device="cpu")
     assert not r.layers[0].has_grad and r.layers[1].has_grad
     assert not any(f.rule == "non_finite" for f in r.verdict.findings)
     assert r.summary.weight_first_last_ratio == pytest.approx(r.layers[1].grad_norm / r.layers[-1].grad_norm)
 
 
 def test_zero_init_is_vanishing():
-    r = grad_flow_config(tiny(init_gain=0.0), batches_=1, batch_size=4, device="cpu")
+    r = run_grad_flow(TargetSpec(arch=tiny(init_gain=0.0)), batches=1, batch_size=4, device="cpu")
     assert r.verdict.status == "vanishing"
 
 
 def test_batchnorm_with_one_sample_is_refused_up_front():
     with pytest.raises(ResdiagError, match="batch-size >= 2"):
-        grad_flow_config(tiny(), batches_=1, batch_size=1, device="cpu")
+        run_grad_flow(TargetSpec(arch=tiny()), batches=1, batch_size=1, device="cpu")
 
 
 def test_mse_loss_matches_autograd_of_the_formula():
     cfg = tiny()
-    r = grad_flow_config(cfg, batches_=1, batch_size=4, device="cpu", loss="mse")
-    model = build_seeded(cfg, 0).train()
+    r = run_grad_flow(TargetSpec(arch=cfg, loss="mse"), batches=1, batch_size=4, device="cpu")
+    torch.manual_seed(0)
+    model = build(cfg).train()
     x, y = next(batches(DataSpec("synthetic"), cfg.input_shape, 10, 4, 1, 0))
     logits = model(x)
     e = ((logits - torch.nn.functional.one_hot(y, 10).float()) ** 2).mean()
@@ -109,4 +115,4 @@ def test_mse_loss_matches_autograd_of_the_formula():
     assert r.layers[-1].grad_norm == pytest.approx(float(g.norm()), rel=1e-5)
     assert r.run.loss == pytest.approx(float(e.detach()), rel=1e-5)
     with pytest.raises(ResdiagError, match="unknown loss"):
-        grad_flow_config(cfg, batches_=1, batch_size=4, device="cpu", loss="hinge")
+        run_grad_flow(TargetSpec(arch=cfg, loss="hinge"), batches=1, batch_size=4, device="cpu")

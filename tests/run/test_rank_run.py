@@ -7,7 +7,9 @@ import torch
 from resdiag.errors import ResdiagError
 from resdiag.results import RankResult
 from resdiag.run.checkpoint import load_checkpoint
-from resdiag.run.rank import rank, rank_config
+from resdiag.run.inputs import InputSpec
+from resdiag.run.rank import rank, run_rank
+from resdiag.run.target import TargetSpec, build_target
 from resdiag.zoo import build, resolve
 
 
@@ -16,25 +18,25 @@ def tiny(name="resnet8", **kw):
 
 
 def test_rank_result_and_round_trip():
-    r = rank_config(tiny(), batch_size=16, device="cpu")
+    r = run_rank(TargetSpec(arch=tiny()), batch_size=16, device="cpu")
     assert len(r.weights) == 8 and len(r.features) == 4
     assert r.run.mode == "train" and r.checkpoint is None
     assert 0 < r.summary.feature_erank_ratio_first <= 1
     d = json.loads(r.to_json())
     assert d["schema"] == "resdiag.rank"
     assert RankResult.from_dict(d) == r
-    assert rank_config(tiny(), batch_size=16, device="cpu").to_json() == r.to_json()
+    assert run_rank(TargetSpec(arch=tiny()), batch_size=16, device="cpu").to_json() == r.to_json()
 
 
 def test_deep_plain_mlp_collapses_and_residual_does_not():
-    plain = rank_config(resolve("plain_mlp", 256, width=32, input_shape=(16,)), batch_size=64, device="cpu")
-    res = rank_config(resolve("mlp", 256, width=32, input_shape=(16,)), batch_size=64, device="cpu")
+    plain = run_rank(TargetSpec(arch=resolve("plain_mlp", 256, width=32, input_shape=(16,))), batch_size=64, device="cpu")
+    res = run_rank(TargetSpec(arch=resolve("mlp", 256, width=32, input_shape=(16,))), batch_size=64, device="cpu")
     assert plain.summary.feature_erank_retention < res.summary.feature_erank_retention
     assert plain.verdict.status == "collapse" and res.verdict.status == "healthy"
 
 
 def test_slices_convention_shapes():
-    r = rank_config(tiny(), batch_size=4, device="cpu", conv="slices")
+    r = run_rank(TargetSpec(arch=tiny()), batch_size=4, device="cpu", conv="slices")
     conv = next(w for w in r.weights if w.kind == "conv" and w.shape[2] == 3)
     assert conv.num_matrices == 9 and conv.matrix_shape == tuple(sorted(conv.shape[:2], reverse=True))
 
@@ -47,7 +49,7 @@ def test_checkpoint_round_trip_and_mode(tmp_path):
         trained.fc.weight.mul_(0)  # a rank-0 layer, so the checkpoint is visibly not the init
     path = tmp_path / "ck.pt"
     torch.save({"state_dict": {f"module.{k}": v for k, v in trained.state_dict().items()}}, path)
-    r = rank_config(cfg, checkpoint=path, batch_size=8, device="cpu")
+    r = run_rank(TargetSpec(arch=cfg, checkpoint=path), batch_size=8, device="cpu")
     assert r.run.mode == "eval" and r.checkpoint == str(path)
     fc = r.weights[-1]
     assert fc.erank == 0 and fc.numerical_rank == 0
@@ -86,13 +88,14 @@ def test_non_finite_weights_are_a_finding():
     model = build(cfg)
     with torch.no_grad():
         model.stage2[0].branch.conv1.weight[0, 0, 0, 0] = math.nan
-    r = rank(model, input_shape=cfg.input_shape, num_classes=10, batch_size=4, device="cpu")
+    target = build_target(TargetSpec(module=model, inputs=InputSpec(shape=cfg.input_shape)))
+    r = rank(target, batch_size=4, device="cpu")
     assert r.verdict.status == "non_finite"
     assert any("stage2.0.branch.conv1" in f.message for f in r.verdict.findings)
 
 
 def test_bad_arguments():
     with pytest.raises(ResdiagError, match=">= 2"):
-        rank_config(tiny(), batch_size=1, device="cpu")
+        run_rank(TargetSpec(arch=tiny()), batch_size=1, device="cpu")
     with pytest.raises(ResdiagError, match="--conv"):
-        rank_config(tiny(), batch_size=4, conv="diag", device="cpu")
+        run_rank(TargetSpec(arch=tiny()), batch_size=4, conv="diag", device="cpu")

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from resdiag.run.target import TargetSpec
 from resdiag.train import Interrupted, run_training
 from resdiag.train.log import read
 from tests.train.conftest import options
@@ -26,9 +27,9 @@ def steps_of(path):
 
 def test_resume_repeats_the_uninterrupted_run(tmp_path, tiny):
     a, b = tmp_path / "a", tmp_path / "b"
-    straight = run_training((tiny, None), RECIPE, options(a, record_every=4))
+    straight = run_training(TargetSpec(arch=tiny), RECIPE, options(a, record_every=4))
     with pytest.raises(Interrupted) as exc:  # Ctrl-C in step 6; the checkpoint of step 5 stays
-        run_training((tiny, None), RECIPE, options(b, record_every=4, checkpoint_every=5), on_step=stop_at(6))
+        run_training(TargetSpec(arch=tiny), RECIPE, options(b, record_every=4, checkpoint_every=5), on_step=stop_at(6))
     assert (exc.value.step, exc.value.checkpoint_step) == (6, 5)
     assert torch.load(b / "checkpoint.pt", weights_only=True)["step"] == 5
     resumed = run_training(None, {}, options(b, record_every=4), resume=b / "checkpoint.pt")
@@ -48,7 +49,7 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, tiny):
 
 def test_a_kill_while_saving_leaves_the_previous_checkpoint(tmp_path, tiny, monkeypatch):
     out = tmp_path / "run"
-    run_training((tiny, None), {"steps": 2, "batch_size": 8}, options(out))
+    run_training(TargetSpec(arch=tiny), {"steps": 2, "batch_size": 8}, options(out))
     before = (out / "checkpoint.pt").read_bytes()
 
     def killed(src, dst):
@@ -56,14 +57,14 @@ def test_a_kill_while_saving_leaves_the_previous_checkpoint(tmp_path, tiny, monk
 
     monkeypatch.setattr("resdiag.results.common.os.replace", killed)
     with pytest.raises(Interrupted) as exc:
-        run_training((tiny, None), {"steps": 2, "batch_size": 8}, options(out, overwrite=True))
+        run_training(TargetSpec(arch=tiny), {"steps": 2, "batch_size": 8}, options(out, overwrite=True))
     assert exc.value.checkpoint_step is None
     assert (out / "checkpoint.pt").read_bytes() == before
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_records_every_line_as_documented(tmp_path, tiny):
-    result = run_training((tiny, None), {"steps": 3, "batch_size": 8},
+    result = run_training(TargetSpec(arch=tiny), {"steps": 3, "batch_size": 8},
                           options(tmp_path, features=True, plots=True, record_every=2))
     lines = [json.loads(t) for t in (tmp_path / "train.jsonl").read_text().splitlines()]
     assert lines == json.loads(json.dumps(list(result.lines)))  # what rank 0 returns is what it wrote

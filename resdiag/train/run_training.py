@@ -7,20 +7,21 @@ folder and writes into it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from resdiag.data import parse_data
 from resdiag.errors import ResdiagError
-from resdiag.results import ModelInfo
-from resdiag.run.common import build_seeded, check_batch, model_info, resolve_device
+from resdiag.run.common import check_batch, resolve_device
+from resdiag.run.inputs import InputSpec
+from resdiag.run.target import Target, TargetSpec, build_target
 from resdiag.train import checkpoint as ckpt
 from resdiag.train.config import TrainConfig, make_config, merge_resumed
-from resdiag.train.data import train_set
+from resdiag.train.data import TrainSet, train_set
 from resdiag.train.distributed import Dist, device_for, from_env, process_group, wrap
 from resdiag.train.log import FILE, RunLog
 from resdiag.train.loop import Job, StepStats, TrainMonitor, run, start_line
@@ -46,15 +47,6 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
-class Target:
-    model: nn.Module
-    input_shape: tuple[int, ...]
-    num_classes: int
-    info: ModelInfo
-    depth: int | None  # for the automatic warm-up; None for users' models
-
-
-@dataclass(frozen=True)
 class TrainResult:
     config: TrainConfig
     out: Path
@@ -65,25 +57,25 @@ class TrainResult:
     lines: tuple[dict, ...]  # the JSON lines this process produced (identical on every rank)
 
 
-def run_training(found, recipe: dict, options: RunOptions, *, resume: Path | None = None,
-                 checkpoint: Path | None = None, on_step=None) -> TrainResult:
-    """Train the target of ``found`` (one pair of ``resdiag.cli.options.targets``; None to rebuild
-    the model a ``resume`` checkpoint was written for) with the recipe, overridden by ``recipe``'s
-    non-None values (TrainConfig fields). ``on_step(StepStats)`` is called on rank 0 after each step.
+def run_training(spec: TargetSpec | None, recipe: dict, options: RunOptions, *, resume: Path | None = None,
+                 on_step=None) -> TrainResult:
+    """Train the target ``spec`` (None: rebuild the model a ``resume`` checkpoint was written for;
+    its seed is the recipe's) with the recipe, overridden by ``recipe``'s non-None values
+    (TrainConfig fields). ``on_step(StepStats)`` is called on rank 0 after each step.
     """
+    checkpoint = spec.checkpoint if spec is not None else None
     if resume is not None and checkpoint is not None:
         raise ResdiagError("--checkpoint starts a new run from given weights, --resume continues a run: "
                            "give one")
     dist = from_env()
     saved = ckpt.load(resume) if resume is not None else None
-    target, ident, config = _model_and_recipe(found, recipe, saved, checkpoint)
+    target, ident, config = _model_and_recipe(spec, recipe, saved)
     if config.batch_size % dist.world:
         raise ResdiagError(f"--batch-size {config.batch_size} (global) does not split evenly over "
                            f"{dist.world} processes")
     check_batch(target.model, config.batch_size // dist.world, "train")
     device = device_for(dist, resolve_device(options.device))
-    data = train_set(parse_data(config.data), target.input_shape, target.num_classes, config.seed,
-                     config.synthetic_size, config.augment)
+    data = _train_set(target, parse_data(config.data), config)
     if len(data) < config.batch_size:
         raise ResdiagError(f"the training set has {len(data)} samples, fewer than --batch-size "
                            f"{config.batch_size}")
@@ -97,14 +89,18 @@ def run_training(found, recipe: dict, options: RunOptions, *, resume: Path | Non
                       checkpoint_every, on_step)
 
 
-def _model_and_recipe(found, recipe: dict, saved, checkpoint: Path | None):
-    """The model (with the resumed weights), its identity, and the recipe (the resumed one)."""
+def _model_and_recipe(spec: TargetSpec | None, recipe: dict, saved):
+    """The target (with the resumed weights), its identity, and the recipe (the resumed one)."""
     given = dict(recipe)
     if given.get("data") is not None:
         given["data"] = parse_data(given["data"]).describe()
     seed = given.get("seed")
     seed = seed if seed is not None else saved.config.seed if saved else 0
-    target = _target(found, saved, seed, checkpoint)
+    if spec is None:
+        if saved is None:
+            raise ResdiagError("no model: give --arch/--depth, --model, or --resume")
+        spec = _resumed_spec(saved.identity)
+    target = build_target(dataclasses.replace(spec, seed=seed))
     ident = ckpt.identity(target.info, target.input_shape, target.num_classes)
     if saved is None:
         return target, ident, make_config(target.depth, **given)
@@ -115,24 +111,33 @@ def _model_and_recipe(found, recipe: dict, saved, checkpoint: Path | None):
     return target, ident, merge_resumed(saved.config, given)
 
 
-def _target(found, saved, seed: int, checkpoint: Path | None) -> Target:
-    if found is None:
-        if saved is None:
-            raise ResdiagError("no model: give --arch/--depth, --model, or --resume")
-        cfg = ckpt.zoo_config(saved.identity)
-        if cfg is None:
-            from resdiag.run.usermodel import user_model
-
-            ident = saved.identity
-            found = (None, user_model(ident["name"], tuple(ident["input_shape"]), ident["num_classes"]))
-        else:
-            found = (cfg, None)
-    cfg, user = found
+def _resumed_spec(ident: dict) -> TargetSpec:
+    """The target a checkpoint's identity describes: its zoo config, or the user's factory."""
+    cfg = ckpt.zoo_config(ident)
     if cfg is not None:
-        model = build_seeded(cfg, seed, checkpoint)
-        return Target(model, tuple(cfg.input_shape), cfg.num_classes, model_info(model, cfg), cfg.depth)
-    model, shape, classes, info = user
-    return Target(model, tuple(shape), classes, info, None)
+        return TargetSpec(arch=cfg)
+    inputs = (ident.get("config") or {}).get("inputs") or {"kind": "image", "shape": ident["input_shape"]}
+    if inputs.get("kind") == "tokens":
+        spec_in = InputSpec(kind="tokens", seq_len=inputs["seq_len"], vocab=inputs["vocab"])
+    else:
+        spec_in = InputSpec(shape=tuple(inputs.get("shape") or ident["input_shape"]))
+    return TargetSpec(factory=ident["name"], inputs=spec_in, num_classes=ident["num_classes"],
+                      loss=(ident.get("config") or {}).get("loss", "cross_entropy"))
+
+
+def _train_set(target: Target, data, config: TrainConfig):
+    """The training set: train_set's images, or a fixed set of token sequences for token inputs."""
+    if target.inputs.kind == "image":
+        return train_set(data, target.input_shape, target.num_classes, config.seed, config.synthetic_size,
+                         config.augment)
+    if target.inputs.kind != "tokens" or data.kind != "synthetic":
+        raise ResdiagError(f"resdiag train feeds images or synthetic token ids, not {target.inputs.kind} "
+                           f"inputs from {data.describe()}")
+    gen = torch.Generator().manual_seed(config.seed)
+    n, t = config.synthetic_size, target.inputs.seq_len
+    ids = torch.randint(0, target.inputs.vocab, (n, t), generator=gen)
+    labels = torch.randint(0, target.num_classes, (n,), generator=gen)
+    return TrainSet(ids, labels, config.seed)
 
 
 def _given(value, saved):
@@ -190,7 +195,7 @@ def _train(target, config, options, dist: Dist, device, data, saved, ident, reco
     log = RunLog(out / FILE if dist.main else None, mirror)
     monitor = TrainMonitor(net, last=config.steps - 1, every=record_every, features=options.features,
                        blocks=options.blocks)
-    job = Job(model, net, optimizer, data, config, dist, device, monitor, log, ident, start,
+    job = Job(target, net, optimizer, data, config, dist, device, monitor, log, ident, start,
               saved.elapsed if saved else 0.0, out / CHECKPOINT if dist.main else None, checkpoint_every,
               start if continuing else None)
     log.open(start if continuing else None)

@@ -1,0 +1,47 @@
+"""``resdiag rank``: parse, one library call per target (``run_rank``), render."""
+
+from __future__ import annotations
+
+import typer
+
+from resdiag.cli import options as o
+from resdiag.cli.common import EXIT_PROBLEM, console, failing, user_errors, write_results
+from resdiag.errors import ResdiagError
+
+
+@o.model_options
+def rank(
+    target: o.ModelOptions,
+    batch_size: o.BatchSize = 256, seed: o.Seed = 0, device: o.Device = "auto",
+    data: o.Data = "synthetic", mode: o.RankMode = None, conv: o.Conv = "flat",
+    rtol: o.Rtol = None, atol: o.Atol = None,
+    json_out: o.JsonOut = None, plot: o.PlotOut = None, compare: o.Compare = False, rows: o.Rows = 60,
+    strict: o.Strict = False,
+    min_retention: o.Retention = o.DEFAULT_RANK.feature_retention,
+    min_rank1_distance: o.Rank1 = o.DEFAULT_RANK.rank1_distance,
+    min_weight_erank: o.WeightErank = o.DEFAULT_RANK.weight_erank_ratio,
+) -> None:
+    """Weight-matrix ranks per layer and feature ranks per block: diagnose rank collapse."""
+    with user_errors():
+        from resdiag.data import parse_data
+        from resdiag.diagnosis.thresholds import RankThresholds
+        from resdiag.report.plot import FORMATS, plot_rank
+        from resdiag.report.table import print_all, rank_compare_table, rank_tables
+        from resdiag.run.rank import run_rank
+
+        o.check_output(json_out, (".json",))
+        o.check_output(plot, tuple(FORMATS))
+        if rtol is not None and not rtol >= 0 or atol is not None and not atol >= 0:
+            raise ResdiagError("--rtol and --atol must be >= 0")
+        spec = parse_data(data)
+        thresholds = RankThresholds(min_retention, min_rank1_distance, min_weight_erank)
+        results = [run_rank(t, batch_size=batch_size, device=device, data=spec, mode=mode, conv=conv,
+                            rtol=rtol, atol=atol, thresholds=thresholds)
+                   for t in o.target_specs(target, seed=seed, compare=compare)]
+        limit = rows or None
+        print_all(console(), rank_compare_table(results, limit) if compare else rank_tables(results[0], limit))
+        write_results(json_out, results, "resdiag.rank-compare", compare)
+        if plot:
+            plot_rank(results, plot)
+    if strict and failing(results):
+        raise typer.Exit(EXIT_PROBLEM)
