@@ -1,7 +1,7 @@
 """The one exception type for user errors.
 
 The CLI turns a ``ResdiagError`` into one line on stderr and exit code 2
-(STYLE.md, convention 9). Library callers catch it like any exception.
+(docs/design.md, "Errors"). Library callers catch it like any exception.
 """
 
 

@@ -1,6 +1,6 @@
 """Result objects: frozen dataclasses that serialise to a documented, versioned JSON schema.
 
-The table, the plot and the CI gate all read these objects (STYLE.md, convention 6).
+The table, the plot and the CI gate all read these objects (docs/design.md, "Results").
 """
 
 from resdiag.results.common import (

@@ -1,6 +1,6 @@
 """Frozen configs for every network resdiag builds, and the parsing of their short syntax.
 
-Architectures are data (STYLE.md, convention 2): a variant is a field here, never an
+Architectures are data (docs/design.md, "Layers"): a variant is a field here, never an
 ``if`` scattered through ``forward``. Nothing in this module imports torch.
 """
 
