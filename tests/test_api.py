@@ -1,6 +1,7 @@
 """The Monitor API inside a real (tiny) training loop."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -71,6 +72,19 @@ def test_tensorboard_scalars(tmp_path):
     loop(monitor, model, steps=2)
     monitor.close()
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from resdiag.metrics.registry import GRAD_FLOW, of_probe
+
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    rec = monitor.history[-1]
+    expected = {f"resdiag/{m.name}" for m in of_probe(GRAD_FLOW)
+                if math.isfinite(getattr(rec.result.summary, m.name))}
+    assert expected and expected <= tags  # every registered grad-flow metric, from the one list
+    last = events.Scalars("resdiag/boundary_ratio")[-1]
+    assert last.step == rec.step and last.value == pytest.approx(rec.result.summary.boundary_ratio, rel=1e-6)
 
 
 def test_bad_schedule():

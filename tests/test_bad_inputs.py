@@ -29,6 +29,13 @@ def files(tmp: Path) -> dict[str, object]:
     from resdiag.zoo import build, resolve
 
     torch.save(build(resolve("mlp", 2, width=8)).state_dict(), tmp / "mlp.pt")
+    from resdiag.run.checkpoint import TRAIN_SCHEMA
+    from resdiag.run.common import zoo_config_dict
+
+    plain = resolve("plain8", width=0.25, input_shape=(3, 8, 8))  # what `resdiag train` writes, in part
+    torch.save({"schema": TRAIN_SCHEMA, "schema_version": 1, "model": build(plain).state_dict(),
+                "identity": {"name": plain.name, "family": plain.family, "config": zoo_config_dict(plain)}},
+               tmp / "plain8.pt")
     bad_cifar = tmp / "cifar" / "cifar-10-batches-py"
     bad_cifar.mkdir(parents=True)
     (bad_cifar / "data_batch_1").write_bytes(b"\x80\x02}q\x00(")  # a truncated pickle
@@ -95,6 +102,29 @@ CASES = [
                                      "--depth", "20"], "only apply to the zoo"),
     ("bad blocks pattern", ["grad-flow", "--model", "examples.user_models:twice_called", "--blocks", "("],
      "regular expression"),
+    ("train checkpoint of another architecture", ["grad-flow", *TINY, "--checkpoint", "{tmp}/plain8.pt"],
+     "written by 'resdiag train' for plain8"),
+    ("one output logit under cross-entropy", ["grad-flow", "--model", "tests.run.factories:one_logit",
+                                              "--input-shape", "8"], "one logit per sample"),
+    ("forward under no_grad", ["grad-flow", "--model", "tests.run.factories:no_grad", "--input-shape", "8"],
+     "does not require grad"),
+    ("integer logits", ["rank", "--model", "tests.run.factories:integer_logits", "--input-shape", "8"],
+     "integer logits"),
+    ("tokens and input shape", ["grad-flow", "--model", "tests.run.factories:tiny_lm", "--tokens", "8",
+                                "--input-shape", "8"], "not both"),
+    ("vocab without tokens", ["grad-flow", "--model", "tests.run.factories:tiny_lm", "--vocab", "8"],
+     "--vocab applies"),
+    ("tokens of length one", ["grad-flow", "--model", "tests.run.factories:tiny_lm", "--tokens", "1"],
+     ">= 2"),
+    ("tokens without an embedding", ["grad-flow", "--model", "tests.run.factories:linear_net",
+                                     "--tokens", "8"], "give --vocab"),
+    ("vocab beyond the embedding", ["grad-flow", "--model", "tests.run.factories:tiny_lm", "--tokens", "8",
+                                    "--vocab", "1000"], "exceeds"),
+    ("model loss without a loss", ["grad-flow", "--model", "tests.run.factories:dict_output",
+                                   "--input-shape", "8", "--loss", "model"], "no 'loss' entry"),
+    ("model loss, forward without labels", ["grad-flow", "--model", "tests.run.factories:tiny_lm",
+                                            "--tokens", "8", "--loss", "model"], "'labels'"),
+    ("unknown loss", ["grad-flow", *TINY, "--loss", "hinge"], "unknown loss"),
     ("json path in a missing folder", ["grad-flow", "--json", "{tmp}/no/dir/o.json"], "does not exist"),
     ("json path is a folder", ["grad-flow", "--json", "{tmp}/a_dir.json"], "is a folder"),
     ("plot format unknown", ["grad-flow", "--plot", "{tmp}/o.gif"], ".png"),
