@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from resdiag.probes.grad import GradientProbe
-from resdiag.run.gradflow import grad_flow, grad_flow_config, grad_flow_from_probe
+from resdiag.run.gradflow import grad_flow, grad_flow_from_probe, run_grad_flow
+from resdiag.run.inputs import InputSpec
+from resdiag.run.target import TargetSpec, build_target
 from resdiag.data import DataSpec
 from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.results import ModelInfo
@@ -22,7 +24,7 @@ def test_scaled_shortcuts_measure_a_tiny_gradient_instead_of_zero():
     ||dE/dx_L|| (~1e-40, below float32's normal range). Float32 squares of it are 0; the norm
     must still be positive and follow prod lambda (He et al. 2016, eq. 7)."""
     cfg = resolve("mlp", 128, shortcut=parse_shortcut("scale:0.5"), branch_gain=0.01)
-    r = grad_flow_config(cfg, batches_=1, batch_size=8, device="cpu")
+    r = run_grad_flow(TargetSpec(arch=cfg), batches=1, batch_size=8, device="cpu")
     norms = [b.grad_norm for b in r.boundaries]
     assert len(norms) == 129 and all(n > 0 for n in norms)
     assert r.summary.boundary_ratio == pytest.approx(0.5**128, rel=0.05)
@@ -67,16 +69,19 @@ class NoWeights(nn.Module):
 @pytest.mark.parametrize("model, rule", [(NoBlocks, "evidence.boundaries"), (NoWeights, "evidence.weights")])
 def test_nothing_measured_is_inconclusive_not_healthy(model, rule):
     torch.manual_seed(0)
-    r = grad_flow(model(), input_shape=(8,), num_classes=3, batches_=1, batch_size=4, device="cpu")
+    target = build_target(TargetSpec(module=model(), inputs=InputSpec(shape=(8,)), num_classes=3))
+    r = grad_flow(target, batches=1, batch_size=4, device="cpu")
     assert r.verdict.status == "inconclusive"
     assert rule in {f.rule for f in r.verdict.findings}
 
 
 def test_rank_without_boundaries_or_weights_is_inconclusive():
     torch.manual_seed(0)
-    r = rank(NoBlocks(), input_shape=(8,), num_classes=3, batch_size=8, device="cpu")
+    r = rank(build_target(TargetSpec(module=NoBlocks(), inputs=InputSpec(shape=(8,)))), batch_size=8,
+             device="cpu")
     assert r.verdict.status == "inconclusive" and "evidence.features" in {f.rule for f in r.verdict.findings}
-    r = rank(NoWeights(), input_shape=(8,), num_classes=3, batch_size=8, device="cpu")
+    r = rank(build_target(TargetSpec(module=NoWeights(), inputs=InputSpec(shape=(8,)))), batch_size=8,
+             device="cpu")
     assert r.verdict.status == "inconclusive" and "evidence.weights" in {f.rule for f in r.verdict.findings}
 
 
@@ -101,7 +106,7 @@ def test_a_loss_flat_in_the_output_is_inconclusive():
 
 def test_zero_init_is_vanishing_because_the_output_gets_a_gradient():
     cfg = resolve("resnet", 8, width=0.25, input_shape=(3, 8, 8), init_gain=0.0)
-    r = grad_flow_config(cfg, batches_=1, batch_size=4, device="cpu")
+    r = run_grad_flow(TargetSpec(arch=cfg), batches=1, batch_size=4, device="cpu")
     assert r.summary.output_grad_norm > 0 and not math.isnan(r.summary.output_grad_norm)
     assert r.verdict.status == "vanishing" and "zero" in {f.rule for f in r.verdict.findings}
 

@@ -49,6 +49,8 @@ _add(
            "fitted slope of ln ||dE/dx_l|| per block, toward the input", "ln growth/block", "abs:0.05"),
     Metric("growth_per_block", GRAD_FLOW, "near_one", "exp(log_growth_per_block): the fitted factor per "
            "block", "growth/block"),
+    Metric("output_grad_norm", GRAD_FLOW, "higher", "||dE/d output||: 0 means the loss is flat in the "
+           "output (nothing to judge)", "||dE/d out||"),
     Metric("feature_erank_ratio_first", RANK, "higher", "erank / min(batch - 1, features) at x_0",
            "erank ratio x_0"),
     Metric("feature_erank_ratio_last", RANK, "higher", "erank / min(batch - 1, features) at x_L",
