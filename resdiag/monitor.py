@@ -112,15 +112,18 @@ class Monitor:
         thresholds: GradThresholds = GradThresholds(),
         rank_thresholds: RankThresholds = RankThresholds(),
         info: ModelInfo | None = None,
+        objective: str = "user",
     ):
-        """``info`` names the model in the results (default: its class name, family "custom")."""
+        """``info`` names the model in the results (default: its class name, family "custom");
+        ``objective`` says which loss the loop backpropagates (``RunInfo.objective``; default "user":
+        the user's own)."""
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.model, self.every, self.features = model, every, features
         self.blocks = find_blocks(model, blocks)
         self.thresholds, self.rank_thresholds = thresholds, rank_thresholds
         self.history: list[Recording] = []
-        self.info = info
+        self.info, self.objective = info, objective
         self._jsonl = Path(jsonl) if jsonl is not None else None
         self._tb = _tensorboard(tensorboard) if tensorboard is not None and is_main_process() else None
 
@@ -153,7 +156,7 @@ class Monitor:
         batch = shapes[0][0] if shapes and shapes[0] else 0
         mode = "train" if self.model.training else "eval"
         result = grad_flow_from_probe(probe, info, math.nan, 1, batch, 0, _device(self.model),
-                                      DataSpec("user"), mode, self.thresholds)
+                                      DataSpec("user"), mode, self.thresholds, objective=self.objective)
         rank = None
         if fprobe is not None:
             from resdiag.run.rank import rank_from_probe

@@ -194,7 +194,7 @@ def _train(target, config, options, dist: Dist, device, data, saved, ident, reco
     continuing = saved is not None and saved.path.resolve() == (out / CHECKPOINT).resolve()
     log = RunLog(out / FILE if dist.main else None, mirror)
     monitor = TrainMonitor(net, last=config.steps - 1, every=record_every, features=options.features,
-                       blocks=options.blocks)
+                           blocks=options.blocks, objective=target.objective)
     job = Job(target, net, optimizer, data, config, dist, device, monitor, log, ident, start,
               saved.elapsed if saved else 0.0, out / CHECKPOINT if dist.main else None, checkpoint_every,
               start if continuing else None)
