@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from resdiag.cli import options as o
 from resdiag.cli.common import console, user_errors
 
 
@@ -26,6 +27,7 @@ def sweep(
     rank_batch_size: Annotated[int, typer.Option(help="rank: inputs in the forward pass.")] = 256,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run in parallel processes.")] = 1,
     device: Annotated[str, typer.Option(help="cpu | cuda | auto.")] = "cpu",
+    tokens: o.Tokens = None, vocab: o.Vocab = None,
 ) -> None:
     """Run a grid of cells (one result file each; a rerun computes only missing cells), then print
     and write the combined table (summary.json) and plots (grad_ratio.png, feature_erank.png)."""
@@ -42,7 +44,7 @@ def sweep(
         grid = Grid(parse_list(families, str, "family"), parse_list(depths, int, "depth"),
                     parse_list(norms, str, "norm"), parse_list(shortcuts, str, "shortcut"),
                     parse_list(seeds, int, "seed"), parse_list(probes, str, "probe"),
-                    batches, batch_size, rank_batch_size, device)
+                    batches, batch_size, rank_batch_size, device, tokens=tokens, vocab=vocab)
         grid.cells()  # validate everything before creating the folder
         con = console()
 
