@@ -22,7 +22,7 @@ def test_ctrl_c_exits_130_and_leaves_outputs_untouched(tmp_path, monkeypatch):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gradflow_mod, "build_target", interrupted)
+    monkeypatch.setattr(gradflow_mod, "build_for", interrupted)
     code, err = invoke(["grad-flow", "--arch", "resnet8", "--device", "cpu", "--json", str(out)])
     assert code == 130 and err == "resdiag: interrupted\n"
     assert out.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["o.json"]
@@ -65,6 +65,6 @@ def test_unexpected_error_is_one_line_exit_2(tmp_path, monkeypatch):
     def bug(*a, **k):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(gradflow_mod, "build_target", bug)
+    monkeypatch.setattr(gradflow_mod, "build_for", bug)
     code, err = invoke(["grad-flow", "--arch", "resnet8", "--device", "cpu"])
     assert code == 2 and err.count("\n") == 1 and "unexpected ZeroDivisionError: a bug" in err

@@ -40,6 +40,28 @@ def failing(results) -> bool:
     return any(r.verdict.status != "healthy" for r in results)
 
 
+def check_outputs(json_out, plot) -> None:
+    """Refuse --json and --plot paths that could not be written, before any work is done."""
+    from resdiag.cli.options import check_output
+    from resdiag.report.plot import FORMATS
+
+    check_output(json_out, (".json",))
+    check_output(plot, tuple(FORMATS))
+
+
+def render(results, *, compare: bool, rows: int, json_out, plot, tables, compare_table, draw,
+           compare_schema: str) -> None:
+    """Print the tables of one result (``tables``) or of several side by side (``compare_table``),
+    write the JSON and draw the figure (``draw``)."""
+    from resdiag.report.table import print_all
+
+    limit = rows or None
+    print_all(console(), compare_table(results, limit) if compare else tables(results[0], limit))
+    write_results(json_out, results, compare_schema, compare)
+    if plot:
+        draw(results, plot)
+
+
 def write_results(path, results, compare_schema: str, compare: bool) -> None:
     """The JSON of one result, or of several under a compare wrapper; written atomically."""
     from resdiag.results import atomic_write, dumps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from resdiag.cli import options as o
-from resdiag.cli.common import EXIT_PROBLEM, console, failing, user_errors, write_results
+from resdiag.cli.common import EXIT_PROBLEM, check_outputs, failing, render, user_errors
 from resdiag.errors import ResdiagError
 
 
@@ -23,12 +23,11 @@ def grad_flow(
     with user_errors():
         from resdiag.data import parse_data
         from resdiag.diagnosis.thresholds import GradThresholds
-        from resdiag.report.plot import FORMATS, plot_grad_flow
-        from resdiag.report.table import compare_table, grad_flow_tables, print_all
+        from resdiag.report.plot import plot_grad_flow
+        from resdiag.report.table import compare_table, grad_flow_tables
         from resdiag.run.gradflow import run_grad_flow
 
-        o.check_output(json_out, (".json",))
-        o.check_output(plot, tuple(FORMATS))
+        check_outputs(json_out, plot)
         if not (vanish_ratio > 0 and explode_ratio > vanish_ratio):
             raise ResdiagError("thresholds must satisfy 0 < --vanish-ratio < --explode-ratio")
         spec = parse_data(data)
@@ -36,10 +35,7 @@ def grad_flow(
         results = [run_grad_flow(t, batches=batches, batch_size=batch_size, device=device, data=spec,
                                  mode=mode, thresholds=thresholds)
                    for t in o.target_specs(target, seed=seed, compare=compare)]
-        limit = rows or None
-        print_all(console(), compare_table(results, limit) if compare else grad_flow_tables(results[0], limit))
-        write_results(json_out, results, "resdiag.grad-flow-compare", compare)
-        if plot:
-            plot_grad_flow(results, plot)
+        render(results, compare=compare, rows=rows, json_out=json_out, plot=plot, tables=grad_flow_tables,
+               compare_table=compare_table, draw=plot_grad_flow, compare_schema="resdiag.grad-flow-compare")
     if strict and failing(results):
         raise typer.Exit(EXIT_PROBLEM)

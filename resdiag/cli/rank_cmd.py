@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from resdiag.cli import options as o
-from resdiag.cli.common import EXIT_PROBLEM, console, failing, user_errors, write_results
+from resdiag.cli.common import EXIT_PROBLEM, check_outputs, failing, render, user_errors
 from resdiag.errors import ResdiagError
 
 
@@ -25,12 +25,11 @@ def rank(
     with user_errors():
         from resdiag.data import parse_data
         from resdiag.diagnosis.thresholds import RankThresholds
-        from resdiag.report.plot import FORMATS, plot_rank
-        from resdiag.report.table import print_all, rank_compare_table, rank_tables
+        from resdiag.report.plot import plot_rank
+        from resdiag.report.table import rank_compare_table, rank_tables
         from resdiag.run.rank import run_rank
 
-        o.check_output(json_out, (".json",))
-        o.check_output(plot, tuple(FORMATS))
+        check_outputs(json_out, plot)
         if rtol is not None and not rtol >= 0 or atol is not None and not atol >= 0:
             raise ResdiagError("--rtol and --atol must be >= 0")
         spec = parse_data(data)
@@ -38,10 +37,7 @@ def rank(
         results = [run_rank(t, batch_size=batch_size, device=device, data=spec, mode=mode, conv=conv,
                             rtol=rtol, atol=atol, thresholds=thresholds)
                    for t in o.target_specs(target, seed=seed, compare=compare)]
-        limit = rows or None
-        print_all(console(), rank_compare_table(results, limit) if compare else rank_tables(results[0], limit))
-        write_results(json_out, results, "resdiag.rank-compare", compare)
-        if plot:
-            plot_rank(results, plot)
+        render(results, compare=compare, rows=rows, json_out=json_out, plot=plot, tables=rank_tables,
+               compare_table=rank_compare_table, draw=plot_rank, compare_schema="resdiag.rank-compare")
     if strict and failing(results):
         raise typer.Exit(EXIT_PROBLEM)

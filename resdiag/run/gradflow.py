@@ -23,14 +23,12 @@ from resdiag.results import (
 )
 from resdiag.run.common import Mode, check_batch, preserved, resolve_device
 from resdiag.run.inputs import check_pair
-from resdiag.run.target import Target, TargetSpec, build_target
+from resdiag.run.target import Target, TargetSpec, build_for
 
 
 def run_grad_flow(spec: TargetSpec, **options) -> GradFlowResult:
     """``build_target(spec)``, then ``grad_flow`` with ``options``: the call of every front-end."""
-    target = build_target(spec, device=options.get("device", "auto"),
-                          batch_size=options.get("batch_size", 32), backward=True)
-    return grad_flow(target, **options)
+    return grad_flow(build_for(spec, options, batch_size=32, backward=True), **options)
 
 
 def grad_flow(

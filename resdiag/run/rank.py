@@ -27,14 +27,12 @@ from resdiag.results import (
 )
 from resdiag.run.common import Mode, check_batch, preserved, resolve_device
 from resdiag.run.inputs import check_pair
-from resdiag.run.target import Target, TargetSpec, build_target
+from resdiag.run.target import Target, TargetSpec, build_for
 
 
 def run_rank(spec: TargetSpec, **options) -> RankResult:
     """``build_target(spec)``, then ``rank`` with ``options``: the call of every front-end."""
-    target = build_target(spec, device=options.get("device", "auto"),
-                          batch_size=options.get("batch_size", 256), backward=False)
-    return rank(target, **options)
+    return rank(build_for(spec, options, batch_size=256, backward=False), **options)
 
 
 def rank(

@@ -123,6 +123,13 @@ def build_target(spec: TargetSpec, *, device: str = "auto", batch_size: int | No
                   depth=spec.arch.depth if spec.arch is not None else None, sequence=sequence)
 
 
+def build_for(spec: TargetSpec, options: dict, *, batch_size: int, backward: bool) -> Target:
+    """``build_target`` for a probe run with ``options`` (its ``device``; its ``batch_size``, else
+    the probe's default ``batch_size``)."""
+    return build_target(spec, device=options.get("device", "auto"),
+                        batch_size=options.get("batch_size", batch_size), backward=backward)
+
+
 def check_memory(spec: TargetSpec, *, batch_size: int, device: str, backward: bool) -> None:
     """Refuse a zoo target that would not fit in memory at ``batch_size`` (``resdiag.run.memory``);
     nothing is built. Users' models are not estimated."""
