@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from resdiag.thresholds_schema import check_thresholds
+
 
 @dataclass(frozen=True)
 class GradThresholds:
@@ -16,6 +18,9 @@ class GradThresholds:
     vanish_ratio: float = 1e-4
     explode_ratio: float = 1e4
 
+    def __post_init__(self) -> None:  # finite and in range, or ResdiagError (resdiag/thresholds_schema.py)
+        check_thresholds(self)
+
 
 @dataclass(frozen=True)
 class RankThresholds:
@@ -26,3 +31,6 @@ class RankThresholds:
     rank1_distance: float = 0.1  # collapse when ||X_L - X_1|| / ||X_L|| is below (healthy: >= 0.5)
     # Not calibrated on trained nets (no data set here); at initialisation every layer is >= 0.79.
     weight_erank_ratio: float = 0.1  # collapse when some layer's weight erank ratio is below
+
+    def __post_init__(self) -> None:  # finite and in range, or ResdiagError (resdiag/thresholds_schema.py)
+        check_thresholds(self)
