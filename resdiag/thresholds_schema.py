@@ -118,6 +118,22 @@ METRIC_RANGES: dict[str, Range] = {
 }
 
 
+# Command-line numbers that are not verdict thresholds but switch a measurement off outside their
+# range: the numerical rank counts singular values s > max(rtol * s_max, atol) (docs/rank.md), so
+# rtol >= 1 or an infinite atol count none.
+OPTION_RANGES: dict[str, Range] = {
+    "--rtol": Range(0.0, 1.0, low_open=False, high_open=True),
+    "--atol": Range(0.0, math.inf, low_open=False),
+}
+
+
+def check_option(option: str, value: float | None) -> None:
+    """Raise ResdiagError when a command-line number of ``OPTION_RANGES`` is set outside its range."""
+    problem = None if value is None else OPTION_RANGES[option].problem(value)
+    if problem:
+        raise ResdiagError(f"{option} {problem}")
+
+
 def _label(cls: str, field: str, rule: Rule) -> str:
     return f"{rule.option} ({cls}.{field})" if rule.option else f"threshold {cls}.{field}"
 

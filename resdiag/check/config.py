@@ -19,7 +19,8 @@ from resdiag.check.tomlfile import find_config, resdiag_section
 from resdiag.errors import ResdiagError
 from resdiag.zoo import ModelConfig
 
-_ARCH_KEYS = tuple(k for k in ArchModel.model_fields if k not in UserModel.model_fields)  # zoo variants
+# The zoo's variant keys: what a built-in model may set beyond what every model may.
+_ARCH_KEYS = tuple(k for k in ArchModel.model_fields if k not in UserModel.model_fields and k != "arch")
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,13 @@ class ModelSpec:
     gates: GateLimits
     arch: ModelConfig | None = None  # a built-in model, or ...
     factory: str | None = None  # ... the user's "module:callable"
-    input_shape: tuple[int, ...] | None = None  # user models: float inputs of this shape, or ...
-    tokens: int | None = None  # ... int64 token ids, sequences of this length
-    vocab: int | None = None  # token ids in [0, vocab); None: from the model's input embedding
-    blocks: str | None = None  # user models: regex (re.fullmatch) over module names naming the blocks
+    input_shape: tuple[int, ...] | None = None  # user models: float inputs of this shape (or tokens)
     num_classes: int | None = None  # user models: None takes it from the model's output
     loss: str = "cross_entropy"
     source: str = ""  # where the config defines it, for errors: "resdiag.toml: models.tiny"
+    tokens: int | None = None  # user models: int64 token ids, sequences of this length (or input_shape)
+    vocab: int | None = None  # with tokens: ids in [0, vocab); None: from the model's input embedding
+    blocks: str | None = None  # user models: regex (re.fullmatch) over module names naming the blocks
 
 
 @dataclass(frozen=True)

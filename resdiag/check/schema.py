@@ -100,8 +100,7 @@ Gates = create_model(
     **{key: (Annotated[Any, _limit(METRIC_RANGES[limit.metric])], None) for key, limit in LIMITS.items()})
 Tolerances = create_model(
     "Tolerances", __base__=Strict,
-    **{name: (Annotated[Union[str, None], AfterValidator(lambda t: t if t is None else _tolerance(t))], None)
-       for name in METRICS})
+    **{name: (Union[Annotated[str, AfterValidator(_tolerance)], None], None) for name in METRICS})
 
 
 class Settings(Strict):
@@ -196,14 +195,15 @@ _BOUNDS = {"greater_than_equal": ("≥", "ge"), "greater_than": (">", "gt"),
 
 
 def validate(data: dict[str, Any], prefix: str, file: Any) -> ConfigFile:
-    """The validated configuration, or a ResdiagError for its first error (and how many more)."""
+    """The validated configuration, or a ResdiagError for its first error in file order, naming the
+    keys of the others."""
     try:
         return ConfigFile.model_validate(data)
     except ValidationError as exc:
         errors = sorted(exc.errors(), key=lambda e: _position(e["loc"], data))
         first = errors[0]
         message = key_error(file, prefix, first["loc"], data, _message(first, data))
-        others = [key(prefix, e["loc"], data) or "(top level)" for e in errors[1:]]
+        others = list(dict.fromkeys(key(prefix, e["loc"], data) or "(top level)" for e in errors[1:]))
         more = f" (and {len(others)} more: {', '.join(others)})" if others else ""
         raise ResdiagError(f"{message}{more}") from None
 
@@ -215,7 +215,7 @@ def key(prefix: str, loc: tuple, data: dict[str, Any]) -> str:
         if isinstance(part, int):
             entry = node[part] if isinstance(node, list) and part < len(node) else None
             name = entry.get("name") if isinstance(entry, dict) else None
-            useful = i == 1 and loc[0] == "models" and isinstance(name, str) and NAME.match(name)
+            useful = i == 1 and loc[0] == "models" and _unique_name(node, name)
             out += f".{name}" if useful else f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
@@ -248,6 +248,12 @@ def _file_loc(loc: tuple) -> tuple:
 def key_error(file: Any, prefix: str, loc: tuple, data: dict[str, Any], what: str) -> ResdiagError:
     where = key(prefix, loc, data)
     return ResdiagError(f"{file}: {where}: {what}" if where else f"{file}: {what}")
+
+
+def _unique_name(models: list[Any], name: Any) -> bool:
+    """A model is named by its name in errors when the name is valid and no other model has it."""
+    names = [m.get("name") for m in models if isinstance(m, dict)]
+    return isinstance(name, str) and bool(NAME.match(name)) and names.count(name) == 1
 
 
 def _has(node: Any, part: Any) -> bool:

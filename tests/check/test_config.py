@@ -361,3 +361,7 @@ def test_top_level_defaults_are_documented():
     for name, value in {**dataclasses.asdict(RunSettings()), "seed": 0, "device": "cpu"}.items():
         shown = json.dumps(list(value) if isinstance(value, tuple) else value)
         assert re.search(rf"^\| `{name}` \| [^|]+ \| `{re.escape(shown)}` \|", DOC, flags=re.M), name
+
+
+def test_a_model_is_named_by_its_position_when_its_name_is_not_unique(tmp_path):
+    assert error(tmp_path, MODEL + MODEL + "depth = 0\n").endswith(": models[1].depth: must be ≥ 1, got 0")

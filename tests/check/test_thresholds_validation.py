@@ -20,16 +20,17 @@ from resdiag.check.metrics import LIMITS, METRICS
 from resdiag.cli.app import app
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.errors import ResdiagError
-from resdiag.thresholds_schema import (FINITE, FRACTION, GROWTH, METRIC_RANGES, POSITIVE, THRESHOLD_RULES,
-                                       Range)
+from resdiag.thresholds_schema import (FINITE, FRACTION, GROWTH, METRIC_RANGES, OPTION_RANGES, POSITIVE,
+                                       THRESHOLD_RULES, Range, check_option)
 from tests.helpers import invoke_out
 
 CLASSES = {"GradThresholds": GradThresholds, "RankThresholds": RankThresholds}
 COMMAND = {"GradThresholds": "grad-flow", "RankThresholds": "rank"}
 TINY = ["--arch", "resnet8", "--width", "0.25", "--input-shape", "3,8,8", "--batch-size", "4",
         "--device", "cpu"]
-# Float options of grad-flow and rank that are not verdict thresholds (checked elsewhere).
-NOT_THRESHOLDS = {"--width", "--init-gain", "--branch-gain", "--rtol", "--atol"}
+# Float options of grad-flow and rank that are not verdict thresholds: the zoo's variant options
+# (checked by resdiag.zoo) and the numerical-rank tolerances (OPTION_RANGES).
+NOT_THRESHOLDS = {"--width", "--init-gain", "--branch-gain", *OPTION_RANGES}
 
 
 def outside(r: Range) -> list[float]:
@@ -129,6 +130,22 @@ def test_the_cli_refuses_a_threshold_out_of_range(cls, option, value):
     assert code == 2, (args, code, err)
     assert err.startswith("resdiag: error: ") and err.count("\n") == 1 and option in err, err
     assert out == ""
+
+
+@pytest.mark.parametrize("option", list(OPTION_RANGES))
+def test_numerical_rank_tolerances_out_of_range_are_refused(option):
+    assert check_option(option, None) is None and check_option(option, 0.0) is None
+    for value in outside(OPTION_RANGES[option]):
+        with pytest.raises(ResdiagError, match=f"^{option} must be a finite number"):
+            check_option(option, value)
+
+
+@pytest.mark.xfail(strict=True, reason="resdiag/cli/app.py (spine) does not call check_option yet: "
+                   "rank --rtol inf measures every numerical rank as 0 and exits 0")
+@pytest.mark.parametrize("option", list(OPTION_RANGES))
+def test_the_cli_refuses_a_numerical_rank_tolerance_out_of_range(option):
+    code, _, err = invoke_out(["rank", *TINY, f"{option}=inf"])
+    assert code == 2 and option in err, err
 
 
 # ---- check config gates -------------------------------------------------------------------------
