@@ -270,6 +270,8 @@ def _message(error: dict[str, Any], data: dict[str, Any]) -> str:
         if not isinstance(got, dict):
             return f"must be a table, got {describe(got)}"
         return "needs exactly one of 'arch' (a built-in model) or 'model' (module:callable)"
+    if kind == "list_type" and isinstance(got, dict):
+        return "must be an array of tables (write [[...]] in TOML, not [...]), got a table"
     if kind in _TYPES:
         return f"must be {_TYPES[kind]}, got {describe(got)}"
     if kind in _BOUNDS:

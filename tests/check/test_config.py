@@ -170,6 +170,7 @@ BAD = [
     ("[baseline]\nfile = 3\n" + MODEL, "baseline.file: must be a string, got integer 3"),
     ("seed = 1\n", "no models to check: add a [[models]] table"),
     ("models = [1]\n", "models[0]: must be a table, got integer 1"),
+    ('[models]\nname = "m"\narch = "resnet8"\n', "models: must be an array of tables (write [[...]] in TOML"),
     ('[[models]]\narch = "resnet8"\n', "models[0].name: missing required key"),
     ('[[models]]\nname = "a b"\narch = "resnet8"\n',
      "models[0].name: must be letters, digits, '_' and '-', got string 'a b'"),
