@@ -13,7 +13,8 @@ from rich.text import Text
 from resdiag.results import GradFlowResult, Verdict
 
 BAR_WIDTH = 24
-STYLE = {"healthy": "green", "vanishing": "yellow", "exploding": "red", "collapse": "red"}
+STYLE = {"healthy": "green", "inconclusive": "magenta", "vanishing": "yellow", "exploding": "red",
+         "collapse": "red", "non_finite": "red"}
 
 
 def fmt(x: float) -> str:
