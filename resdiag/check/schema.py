@@ -210,16 +210,15 @@ def validate(data: dict[str, Any], prefix: str, file: Any) -> ConfigFile:
 
 def key(prefix: str, loc: tuple, data: dict[str, Any]) -> str:
     """``models.tiny.depth`` (a model by its name when it has a usable one, else ``models[0]``)."""
-    out, node = prefix.rstrip("."), data
+    out, models = prefix.rstrip("."), data.get("models")
     for i, part in enumerate(_file_loc(loc)):
         if isinstance(part, int):
-            entry = node[part] if isinstance(node, list) and part < len(node) else None
+            at_model = i == 1 and loc[0] == "models" and isinstance(models, list) and part < len(models)
+            entry = models[part] if at_model else None
             name = entry.get("name") if isinstance(entry, dict) else None
-            useful = i == 1 and loc[0] == "models" and _unique_name(node, name)
-            out += f".{name}" if useful else f"[{part}]"
+            out += f".{name}" if name is not None and _unique_name(models, name) else f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
-        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
     return out
 
 
@@ -254,10 +253,6 @@ def _unique_name(models: list[Any], name: Any) -> bool:
     """A model is named by its name in errors when the name is valid and no other model has it."""
     names = [m.get("name") for m in models if isinstance(m, dict)]
     return isinstance(name, str) and bool(NAME.match(name)) and names.count(name) == 1
-
-
-def _has(node: Any, part: Any) -> bool:
-    return part in node if isinstance(node, dict) else isinstance(part, int) and part < len(node)
 
 
 def _message(error: dict[str, Any], data: dict[str, Any]) -> str:
@@ -298,6 +293,8 @@ def _unknown(loc: tuple) -> str:
         if name in _OWN[other].model_fields:
             what = "built-in models ('arch')" if other == "arch" else "your own models ('model')"
             return f"applies to {what} only"
+    if not parent and (name in ArchModel.model_fields or name in UserModel.model_fields):
+        return "unknown key at the top level: it belongs in a [[models]] table"
     close = difflib.get_close_matches(str(name), sorted(fields), n=1)
     return "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
 

@@ -133,6 +133,7 @@ def test_pyproject_reads_tool_resdiag_only(tmp_path):
 BAD = [
     (MODEL + "foo = 1\n", "models.m.foo: unknown key"),
     ("bogus = 1\n" + MODEL, "bogus: unknown key"),
+    ("depth = 8\n" + MODEL, "depth: unknown key at the top level: it belongs in a [[models]] table"),
     ("bath_size = 1\n" + MODEL, "bath_size: unknown key (did you mean 'batch_size'?)"),
     ("[gates]\nmax_ratio = 1\n" + MODEL, "gates.max_ratio: unknown key (did you mean 'max_boundary_ratio'?)"),
     ("[baseline]\ntolerance = { nope = 'rel:5%' }\n" + MODEL, "baseline.tolerance.nope: unknown key"),
