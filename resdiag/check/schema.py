@@ -202,7 +202,7 @@ def validate(data: dict[str, Any], prefix: str, file: Any) -> ConfigFile:
     except ValidationError as exc:
         errors = sorted(exc.errors(), key=lambda e: _position(e["loc"], data))
         first = errors[0]
-        message = key_error(file, prefix, first["loc"], data, _message(first, data))
+        message = key_error(file, prefix, first["loc"], data, _message(first))
         others = list(dict.fromkeys(key(prefix, e["loc"], data) or "(top level)" for e in errors[1:]))
         more = f" (and {len(others)} more: {', '.join(others)})" if others else ""
         raise ResdiagError(f"{message}{more}") from None
@@ -225,7 +225,7 @@ def key(prefix: str, loc: tuple, data: dict[str, Any]) -> str:
 def _position(loc: tuple, data: dict[str, Any]) -> tuple[int, ...]:
     """Where ``loc`` is in the file: TOML tables keep their keys in file order (dicts do too)."""
     out, node = [], data
-    for i, part in enumerate(_file_loc(loc)):
+    for part in _file_loc(loc):
         if isinstance(node, dict) and part in node:
             out.append(list(node).index(part))
             node = node[part]
@@ -255,7 +255,7 @@ def _unique_name(models: list[Any], name: Any) -> bool:
     return isinstance(name, str) and bool(NAME.match(name)) and names.count(name) == 1
 
 
-def _message(error: dict[str, Any], data: dict[str, Any]) -> str:
+def _message(error: dict[str, Any]) -> str:
     kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "extra_forbidden":
         return _unknown(error["loc"])
