@@ -104,3 +104,50 @@ def test_zero_init_is_vanishing_because_the_output_gets_a_gradient():
     r = grad_flow_config(cfg, batches_=1, batch_size=4, device="cpu")
     assert r.summary.output_grad_norm > 0 and not math.isnan(r.summary.output_grad_norm)
     assert r.verdict.status == "vanishing" and "zero" in {f.rule for f in r.verdict.findings}
+
+
+class TwoBlocks(nn.Module):
+    """Two residual blocks named like resdiag's, so boundaries are found."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(6, 5)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(5, 5), nn.Tanh()) for _ in range(2))
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, x):
+        h = self.stem(x)
+        self.seen = [h]
+        for block in self.blocks:
+            h = h + block(h)
+            self.seen.append(h)
+        for t in self.seen:
+            t.retain_grad()
+        return self.head(h)
+
+
+@pytest.mark.parametrize("weights_from", ["hook", "grad"])
+@pytest.mark.parametrize("scale", [1e-42, 1e-30, 1e-20, 1.0, 1e20, 1e30])
+def test_every_probe_norm_path_matches_float64_of_the_stored_gradient(weights_from, scale):
+    """Weight norms (hook and .grad modes), boundary norms and the output norm of a float32 model
+    whose loss is scaled by 1e-42 .. 1e30: each equals numpy's float64 norm of the float32 gradient
+    as autograd stored it (p.grad, retain_grad), and is positive wherever that gradient is non-zero."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = TwoBlocks()
+    blocks = [(f"blocks.{i}", b) for i, b in enumerate(model.blocks)]
+    x = torch.randn(4, 6)
+    with GradientProbe(model, blocks=blocks, weights_from=weights_from) as probe:
+        out = model(x)
+        out.retain_grad()
+        (out.square().sum() * scale).backward()
+        step = probe.step()
+    ref = lambda t: float(np.linalg.norm(t.detach().double().numpy()))  # noqa: E731
+    for layer, got in zip(probe.layers, step.weight_grad, strict=True):
+        want = ref(layer.weight.grad)
+        assert got == pytest.approx(want, rel=1e-12, abs=0) and (got > 0) == (want > 0), layer.name
+    wanted = [ref(t.grad) for t in model.seen]
+    assert list(step.boundary_grad) == pytest.approx(wanted, rel=1e-12, abs=0)
+    assert step.output_grad == pytest.approx(ref(out.grad), rel=1e-12, abs=0)
+    assert all(g > 0 for g in step.boundary_grad) == all(w > 0 for w in wanted)

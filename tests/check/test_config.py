@@ -18,6 +18,7 @@ from resdiag.thresholds_schema import METRIC_RANGES
 from resdiag.zoo import resolve
 
 MODEL = '[[models]]\nname = "m"\narch = "resnet8"\n'
+_MIN, _MAX = LIMITS["min_boundary_ratio"].default, LIMITS["max_boundary_ratio"].default  # the defaults
 USER = "[[models]]\nname = 'm'\nmodel = 'pkg.mod:f'\ninput_shape = [3]\n"
 
 
@@ -162,10 +163,11 @@ BAD = [
     ("[gates]\nmax_boundary_ratio = nan\n" + MODEL, "gates.max_boundary_ratio: must be a finite number > 0"),
     ("[gates]\nrequire_healthy = 1\n" + MODEL, "gates.require_healthy: must be a boolean, got integer 1"),
     ("gates = 3\n" + MODEL, "gates: must be a table, got integer 3"),
-    ("[gates]\nmin_boundary_ratio = 2e4\n" + MODEL,
-     "gates.min_boundary_ratio: min_boundary_ratio = 20000 is above max_boundary_ratio = 10000"),
-    (MODEL + "gates = { max_boundary_ratio = 1e-5 }\n",
-     "models.m.gates.max_boundary_ratio: min_boundary_ratio = 0.0001 is above max_boundary_ratio = 1e-05"),
+    (f"[gates]\nmin_boundary_ratio = {2 * _MAX:g}\n" + MODEL,
+     f"gates.min_boundary_ratio: min_boundary_ratio = {2 * _MAX:g} is above max_boundary_ratio = {_MAX:g}"),
+    (MODEL + f"gates = {{ max_boundary_ratio = {_MIN / 2:g} }}\n",
+     f"models.m.gates.max_boundary_ratio: min_boundary_ratio = {_MIN:g} is above max_boundary_ratio = "
+     f"{_MIN / 2:g}"),
     ("[baseline]\ntolerance = { boundary_ratio = '5%' }\n" + MODEL,
      "baseline.tolerance.boundary_ratio: is not a tolerance: malformed tolerance '5%'"),
     ("[baseline]\nfile = 3\n" + MODEL, "baseline.file: must be a string, got integer 3"),
