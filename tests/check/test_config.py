@@ -8,6 +8,8 @@ import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from resdiag.check.config import RunSettings, load_config
 from resdiag.check.schema import ArchModel, Baseline, ConfigFile, UserModel
@@ -369,3 +371,31 @@ def test_top_level_defaults_are_documented():
 
 def test_a_model_is_named_by_its_position_when_its_name_is_not_unique(tmp_path):
     assert error(tmp_path, MODEL + MODEL + "depth = 0\n").endswith(": models[1].depth: must be ≥ 1, got 0")
+
+
+# ---- any TOML value under any key: a config or one ResdiagError line, never another exception ---
+
+_SCALARS = st.one_of(st.integers(-3, 70), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                     st.sampled_from(["", "rank", "grad-flow", "resnet8", "mlp", "pkg.mod:f", "(", "a b",
+                                      "rel:5%", "cpu", "eval", "synthetic", "identity", "m"]))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                        st.dictionaries(st.sampled_from(["name", "arch", "x"]),
+                                                                        inner, max_size=2)), max_leaves=4)
+_KEYS = sorted({*ConfigFile.model_fields, *ArchModel.model_fields, *UserModel.model_fields, *LIMITS, "bogus"})
+_ENTRY = st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=4)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(top=_ENTRY, entries=st.lists(st.fixed_dictionaries(
+    {"name": st.sampled_from(["m", "n", "a b"])}, optional={"arch": st.just("resnet8"),
+                                                            "model": st.just("pkg.mod:f")}).flatmap(
+    lambda base: _ENTRY.map(lambda extra: {**base, **extra})), max_size=2))
+def test_any_value_gives_a_config_or_one_error_line(tmp_path, top, entries):
+    from resdiag.check.config import parse_config
+
+    data = {**top, "models": entries} if entries or "models" not in top else top
+    try:
+        parse_config(data, "", tmp_path / "resdiag.toml")
+    except ResdiagError as exc:
+        message = str(exc)
+        assert message.startswith(f"{tmp_path / 'resdiag.toml'}: ") and "\n" not in message, message
