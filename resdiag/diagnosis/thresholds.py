@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from resdiag.thresholds_schema import check_thresholds
+
 
 # The principle behind the end-to-end limits (docs/calibration.md, "The defaults, and why"): SGD
 # applies one learning rate to every layer, so a layer's step scales with its gradient. Take the
@@ -26,6 +28,9 @@ class GradThresholds:
     vanish_ratio: float = FLOAT32_UNIT_ROUNDOFF / HEALTHY_UPDATE_RATIO  # 5.96e-5
     explode_ratio: float = 1.0 / HEALTHY_UPDATE_RATIO  # 1e3
 
+    def __post_init__(self) -> None:  # finite and in range, or ResdiagError (resdiag/thresholds_schema.py)
+        check_thresholds(self)
+
 
 @dataclass(frozen=True)
 class RankThresholds:
@@ -36,3 +41,6 @@ class RankThresholds:
     rank1_distance: float = 0.1  # collapse when ||X_L - X_1|| / ||X_L|| is below (healthy: >= 0.5)
     # Not calibrated on trained nets (no data set here); at initialisation every layer is >= 0.79.
     weight_erank_ratio: float = 0.1  # collapse when some layer's weight erank ratio is below
+
+    def __post_init__(self) -> None:  # finite and in range, or ResdiagError (resdiag/thresholds_schema.py)
+        check_thresholds(self)
