@@ -4,7 +4,7 @@ Each command lives in its own module (``*_cmd.py``), parses, makes one library c
 this module imports them and registers them, and none of them imports it (docs/design.md).
 
 Exit codes: 0 all is well; 1 a check found a problem (``--strict``);
-2 a usage or input error (one line on stderr); 130 interrupted (Ctrl-C).
+2 a usage or input error (one line on stderr); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from resdiag.cli.claims_cmd import claims
 from resdiag.cli.common import EXIT_INTERRUPT, EXIT_PROBLEM, EXIT_USAGE, fail
 from resdiag.cli.gradflow_cmd import grad_flow
 from resdiag.cli.models_cmd import models
+from resdiag.cli.process import EXIT_TERMINATED, Guard, Terminated, exit_now, stray_threads
 from resdiag.cli.rank_cmd import rank
 from resdiag.cli.sweep_cmd import sweep
 from resdiag.cli.train_cmd import train
@@ -51,18 +52,29 @@ _ABORTS = tuple({typer.Abort, getattr(click.exceptions, "Abort", typer.Abort), K
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one line on stderr and exit 2 for usage errors, 130 for Ctrl-C.
+    """Entry point: one line on stderr and exit 2 for usage errors, 130 for Ctrl-C, 143 for SIGTERM.
 
     An unexpected exception is a bug or an input resdiag did not foresee: it is reported in one
-    line (exit 2) unless RESDIAG_DEBUG=1 is set, which shows the traceback.
+    line (exit 2) unless RESDIAG_DEBUG=1 is set, which shows the traceback. A closed stdout, SIGTERM
+    and a user model's leftover threads are handled as ``resdiag.cli.process`` describes.
     """
+    with Guard():
+        code = _run(argv)
+    if argv is None and stray_threads():  # the program itself, not a test calling main()
+        sys.stderr.write(f"resdiag: warning: your model left {len(stray_threads())} thread(s) running; "
+                         "exiting without waiting for them\n")
+        exit_now(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="resdiag", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
             click.echo(exc.ctx.get_help())
-            sys.exit(0)
+            return 0
         hint = f" (see 'resdiag {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
         fail(f"{exc.format_message()}{hint}")
         code = EXIT_USAGE
@@ -71,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_USAGE
     except _EXITS as exc:
         code = exc.exit_code
-    except _ABORTS:
-        code = EXIT_INTERRUPT
+    except _ABORTS as exc:
+        code = EXIT_TERMINATED if _terminated(exc) else EXIT_INTERRUPT
     except Exception as exc:
         if os.environ.get("RESDIAG_DEBUG"):
             raise
@@ -81,4 +93,15 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_USAGE
     if code == EXIT_INTERRUPT:
         sys.stderr.write("resdiag: interrupted\n")
-    sys.exit(code if isinstance(code, int) else 0)
+    elif code == EXIT_TERMINATED:
+        sys.stderr.write("resdiag: terminated\n")
+    return code if isinstance(code, int) else 0
+
+
+def _terminated(exc: BaseException) -> bool:
+    """Whether SIGTERM caused ``exc`` (directly, or as the cause of a wrapped interrupt)."""
+    while exc is not None:
+        if isinstance(exc, Terminated):
+            return True
+        exc = exc.__context__ or exc.__cause__
+    return False

@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from resdiag.cli import options as o
-from resdiag.cli.common import EXIT_PROBLEM, console, user_errors
+from resdiag.cli.common import EXIT_PROBLEM, console, user_errors, user_prints_to_stderr
 from resdiag.errors import ResdiagError
 
 FORMATS = ("human", "json", "github")
@@ -43,23 +42,48 @@ def check(config: ConfigOpt = None, baseline: BaselineOpt = None, update_baselin
 
         if output_format not in FORMATS:
             raise ResdiagError(f"unknown --format {output_format!r}: use {', '.join(FORMATS)}")
-        o.check_output(junitxml, (".xml",))
         cfg = load_config(config)
         path = baseline_path(cfg, baseline, update_baseline)
-        result = run_check(cfg, path, update_baseline)
-        _render(result, output_format, cfg.file)
-        if junitxml is not None:
-            from resdiag.check.junit import junit_xml
-            from resdiag.results import atomic_write
+        summary = _summary_path(output_format)
+        _check_paths(cfg, path, update_baseline, junitxml, summary)
+        from resdiag.results import all_or_nothing, atomic_write
 
-            atomic_write(junitxml, junit_xml(result))
+        with user_prints_to_stderr(), all_or_nothing():
+            # the baseline and the JUnit file are both written, or neither
+            result = run_check(cfg, path, update_baseline)
+            if junitxml is not None:
+                from resdiag.check.junit import junit_xml
+
+                atomic_write(junitxml, junit_xml(result))
+        _render(result, output_format, cfg.file, summary)
         if update_baseline:
             sys.stderr.write(f"resdiag: wrote baseline {path} ({len(result.models)} models)\n")
     if not result.passed:
         raise typer.Exit(EXIT_PROBLEM)
 
 
-def _render(result, output_format: str, config_file: Path) -> None:
+def _summary_path(output_format: str) -> Path | None:
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if output_format == "github" else None
+    return Path(summary) if summary else None
+
+
+def _check_paths(cfg, baseline: Path | None, update: bool, junitxml: Path | None,
+                 summary: Path | None) -> None:
+    """Every file check writes, checked before any model runs: writable, distinct, and none of them
+    a file it reads (the config, the baseline it compares with, a model's checkpoint)."""
+    from resdiag.cli.paths import check_paths, check_suffix
+
+    outputs = [("--junitxml", junitxml, (".xml",)), ("GITHUB_STEP_SUMMARY", summary, ())]
+    inputs = [("--config", cfg.file)]
+    if update:
+        outputs.append(("--baseline", baseline, (".json",)))
+    elif baseline is not None:
+        check_suffix("--baseline", baseline, (".json",))
+        inputs.append(("--baseline", baseline))
+    check_paths(outputs, inputs)
+
+
+def _render(result, output_format: str, config_file: Path, summary: Path | None) -> None:
     for w in result.warnings:
         sys.stderr.write(f"resdiag: warning: {w}\n")
     if output_format == "json":
@@ -68,9 +92,8 @@ def _render(result, output_format: str, config_file: Path) -> None:
         from resdiag.check.github import annotations, append_summary
 
         sys.stdout.write(annotations(result, _relative(config_file)))
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            append_summary(Path(summary), result)
+        if summary is not None:
+            append_summary(summary, result)
     else:
         from resdiag.check.human import print_check
 

@@ -29,6 +29,12 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_USAGE) from None
 
 
+def user_prints_to_stderr():
+    """While a command computes, what the user's model prints goes to stderr: stdout carries only
+    what resdiag renders (a table, ``check --format json``), so it stays machine-readable."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 def console():
     from rich.console import Console
 
@@ -40,13 +46,14 @@ def failing(results) -> bool:
     return any(r.verdict.status != "healthy" for r in results)
 
 
-def check_outputs(json_out, plot) -> None:
-    """Refuse --json and --plot paths that could not be written, before any work is done."""
-    from resdiag.cli.options import check_output
+def check_outputs(json_out, plot, target) -> None:
+    """Refuse --json and --plot paths that could not be written, that name one file, or that name
+    the --checkpoint the command reads, before any work is done."""
+    from resdiag.cli.paths import check_paths
     from resdiag.report.plot import FORMATS
 
-    check_output(json_out, (".json",))
-    check_output(plot, tuple(FORMATS))
+    check_paths([("--json", json_out, (".json",)), ("--plot", plot, tuple(FORMATS))],
+                [("--checkpoint", target.checkpoint)])
 
 
 def render(results, *, compare: bool, rows: int, json_out, plot, tables, compare_table, draw,
@@ -54,12 +61,14 @@ def render(results, *, compare: bool, rows: int, json_out, plot, tables, compare
     """Print the tables of one result (``tables``) or of several side by side (``compare_table``),
     write the JSON and draw the figure (``draw``)."""
     from resdiag.report.table import print_all
+    from resdiag.results import all_or_nothing
 
     limit = rows or None
     print_all(console(), compare_table(results, limit) if compare else tables(results[0], limit))
-    write_results(json_out, results, compare_schema, compare)
-    if plot:
-        draw(results, plot)
+    with all_or_nothing():  # both files, or neither
+        write_results(json_out, results, compare_schema, compare)
+        if plot:
+            draw(results, plot)
 
 
 def write_results(path, results, compare_schema: str, compare: bool) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from resdiag.cli import options as o
-from resdiag.cli.common import EXIT_PROBLEM, check_outputs, failing, render, user_errors
+from resdiag.cli.common import (EXIT_PROBLEM, check_outputs, failing, render, user_errors,
+                                user_prints_to_stderr)
 from resdiag.errors import ResdiagError
 
 
@@ -27,14 +28,15 @@ def grad_flow(
         from resdiag.report.table import compare_table, grad_flow_tables
         from resdiag.run.gradflow import run_grad_flow
 
-        check_outputs(json_out, plot)
+        check_outputs(json_out, plot, target)
         if not (vanish_ratio > 0 and explode_ratio > vanish_ratio):
             raise ResdiagError("thresholds must satisfy 0 < --vanish-ratio < --explode-ratio")
         spec = parse_data(data)
         thresholds = GradThresholds(vanish_ratio=vanish_ratio, explode_ratio=explode_ratio)
-        results = [run_grad_flow(t, batches=batches, batch_size=batch_size, device=device, data=spec,
-                                 mode=mode, thresholds=thresholds)
-                   for t in o.target_specs(target, seed=seed, compare=compare)]
+        with user_prints_to_stderr():
+            results = [run_grad_flow(t, batches=batches, batch_size=batch_size, device=device, data=spec,
+                                     mode=mode, thresholds=thresholds)
+                       for t in o.target_specs(target, seed=seed, compare=compare)]
         render(results, compare=compare, rows=rows, json_out=json_out, plot=plot, tables=grad_flow_tables,
                compare_table=compare_table, draw=plot_grad_flow, compare_schema="resdiag.grad-flow-compare")
     if strict and failing(results):

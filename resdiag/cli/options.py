@@ -144,18 +144,6 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-def check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
-    """Refuse an output path that could not be written, before any work is done."""
-    if path is None:
-        return
-    if path.suffix.lower() not in suffixes:
-        raise ResdiagError(f"{path}: use a file name ending in {' or '.join(suffixes)}")
-    if not path.parent.resolve().is_dir():
-        raise ResdiagError(f"{path}: folder {path.parent} does not exist")
-    if path.is_dir():
-        raise ResdiagError(f"{path} is a folder; give a file name")
-
-
 @dataclass(frozen=True, kw_only=True)
 class ModelOptions:
     """The model options of a command, as given (None: not given)."""

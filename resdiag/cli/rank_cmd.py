@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from resdiag.cli import options as o
-from resdiag.cli.common import EXIT_PROBLEM, check_outputs, failing, render, user_errors
+from resdiag.cli.common import (EXIT_PROBLEM, check_outputs, failing, render, user_errors,
+                                user_prints_to_stderr)
 from resdiag.errors import ResdiagError
 
 
@@ -29,14 +30,15 @@ def rank(
         from resdiag.report.table import rank_compare_table, rank_tables
         from resdiag.run.rank import run_rank
 
-        check_outputs(json_out, plot)
+        check_outputs(json_out, plot, target)
         if rtol is not None and not rtol >= 0 or atol is not None and not atol >= 0:
             raise ResdiagError("--rtol and --atol must be >= 0")
         spec = parse_data(data)
         thresholds = RankThresholds(min_retention, min_rank1_distance, min_weight_erank)
-        results = [run_rank(t, batch_size=batch_size, device=device, data=spec, mode=mode, conv=conv,
-                            rtol=rtol, atol=atol, thresholds=thresholds)
-                   for t in o.target_specs(target, seed=seed, compare=compare)]
+        with user_prints_to_stderr():
+            results = [run_rank(t, batch_size=batch_size, device=device, data=spec, mode=mode, conv=conv,
+                                rtol=rtol, atol=atol, thresholds=thresholds)
+                       for t in o.target_specs(target, seed=seed, compare=compare)]
         render(results, compare=compare, rows=rows, json_out=json_out, plot=plot, tables=rank_tables,
                compare_table=rank_compare_table, draw=plot_rank, compare_schema="resdiag.rank-compare")
     if strict and failing(results):

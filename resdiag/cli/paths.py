@@ -1,0 +1,78 @@
+"""Where a command writes, checked before it computes anything (docs/bad-inputs.md, "Outputs").
+
+Every command declares its outputs (option, path, allowed suffixes) and its inputs (option, path);
+``check_paths`` refuses, in one line each: a name without the right suffix, a missing folder, a
+folder given for a file, a folder resdiag cannot write in (tried with a real temporary file, so a
+read-only mount or a full quota is found before the work, not after it), two outputs on one file,
+and an output on a file the command reads. Paths are compared after resolving symbolic links and,
+for files that exist, by identity (``os.path.samefile``: hard links too).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from resdiag.errors import ResdiagError
+
+Output = tuple[str, "Path | None", tuple[str, ...]]  # (option, path, suffixes; () = any)
+Input = tuple[str, "Path | None"]
+
+
+def check_output(option: str, path: Path, suffixes: tuple[str, ...] = ()) -> None:
+    """One output file: its name, its folder, and that the folder takes a new file."""
+    check_suffix(option, path, suffixes)
+    if path.is_dir():
+        raise ResdiagError(f"{option} {path} is a folder; give a file name")
+    check_folder(option, path.parent if str(path.parent) else Path("."), path)
+
+
+def check_suffix(option: str, path: Path, suffixes: tuple[str, ...]) -> None:
+    """That the file's name ends in one of ``suffixes`` and has something before it."""
+    name = path.name.lower()
+    if suffixes and not any(name.endswith(s) and len(name) > len(s) for s in suffixes):
+        if name in suffixes:
+            raise ResdiagError(f"{option} {path}: give a file name before {path.name} "
+                               f"(like result{suffixes[0]})")
+        raise ResdiagError(f"{option} {path}: use a file name ending in {' or '.join(suffixes)}")
+
+
+def check_folder(option: str, folder: Path, path: Path | None = None) -> None:
+    """That ``folder`` exists and a file can be created in it (a probe file, removed at once)."""
+    shown = path if path is not None else folder
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ResdiagError(f"{option} {shown}: folder {folder} {what}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".resdiag-probe.", suffix=".tmp")
+    except OSError as exc:
+        raise ResdiagError(f"{option} {shown}: cannot write in {folder} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (symbolic and hard links followed)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_paths(outputs: Sequence[Output], inputs: Sequence[Input] = ()) -> None:
+    """Refuse outputs that could not be written, two outputs on one file, and an output on an input."""
+    outs = [(opt, Path(p), suf) for opt, p, suf in outputs if p is not None]
+    ins = [(opt, Path(p)) for opt, p in inputs if p is not None]
+    for opt, path, suf in outs:
+        check_output(opt, path, suf)
+    for i, (opt, path, _) in enumerate(outs):
+        for other, p2, _ in outs[:i]:
+            if same_file(path, p2):
+                raise ResdiagError(f"{other} and {opt} both name {path}: give each output its own file")
+        for inp, p2 in ins:
+            if same_file(path, p2):
+                raise ResdiagError(f"{opt} {path} is the file {inp} reads: write the output elsewhere")
