@@ -71,7 +71,7 @@ def _check_paths(cfg, baseline: Path | None, update: bool, junitxml: Path | None
                  summary: Path | None) -> None:
     """Every file check writes, checked before any model runs: writable, distinct, and none of them
     a file it reads (the config, the baseline it compares with, a model's checkpoint)."""
-    from resdiag.cli.paths import check_paths, check_suffix
+    from resdiag.paths import check_paths, check_suffix
 
     outputs = [("--junitxml", junitxml, (".xml",)), ("GITHUB_STEP_SUMMARY", summary, ())]
     inputs = [("--config", cfg.file)]

@@ -49,7 +49,7 @@ def failing(results) -> bool:
 def check_outputs(json_out, plot, target) -> None:
     """Refuse --json and --plot paths that could not be written, that name one file, or that name
     the --checkpoint the command reads, before any work is done."""
-    from resdiag.cli.paths import check_paths
+    from resdiag.paths import check_paths
     from resdiag.report.plot import FORMATS
 
     check_paths([("--json", json_out, (".json",)), ("--plot", plot, tuple(FORMATS))],

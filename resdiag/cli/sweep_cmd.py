@@ -37,14 +37,16 @@ def sweep(
         from resdiag.sweep.grid import Grid, parse_list
         from resdiag.sweep.run import run_sweep, summarise, write_summary
 
-        if out.exists() and not out.is_dir():
-            raise ResdiagError(f"--out {out} is a file; give a folder")
+        from resdiag.paths import check_out_folder
+        from resdiag.run.common import resolve_device
+
+        check_out_folder("--out", out)
         if batches < 1 or batch_size < 1 or rank_batch_size < 2:
             raise ResdiagError("--batches and --batch-size must be >= 1, --rank-batch-size >= 2")
         grid = Grid(parse_list(families, str, "family"), parse_list(depths, int, "depth"),
                     parse_list(norms, str, "norm"), parse_list(shortcuts, str, "shortcut"),
                     parse_list(seeds, int, "seed"), parse_list(probes, str, "probe"),
-                    batches, batch_size, rank_batch_size, device, tokens=tokens, vocab=vocab)
+                    batches, batch_size, rank_batch_size, str(resolve_device(device)), tokens=tokens, vocab=vocab)
         grid.cells()  # validate everything before creating the folder
         con = console()
 

@@ -15,6 +15,17 @@ from resdiag.results import ModelInfo
 from resdiag.zoo import ModelConfig
 
 
+SEED_RANGE = (-2**63, 2**63)  # torch.manual_seed and torch.Generator take a 64-bit integer
+
+
+def check_seed(seed: int, source: str = "--seed") -> int:
+    """The seed, or a ResdiagError naming where it came from when it does not fit 64 bits."""
+    if not SEED_RANGE[0] <= seed < SEED_RANGE[1]:
+        raise ResdiagError(f"{source} {seed} does not fit a 64-bit seed: use an integer in "
+                           "[-2**63, 2**63)")
+    return seed
+
+
 Mode = Literal["train", "eval"]  # train: BatchNorm uses batch statistics; eval: running ones
 
 

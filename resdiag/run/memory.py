@@ -74,7 +74,19 @@ def check_fits(cfg: ModelConfig, batch_size: int, device, backward: bool = True)
     if free is not None and need > HEADROOM * free:
         what = "forward and backward" if backward else "forward with feature Gram matrices"
         raise ResdiagError(f"{cfg.name} at batch {batch_size} needs about {_gib(need)} ({what}), but only "
-                           f"{_gib(free)} is free on {device}: lower --batch-size or --depth")
+                           f"{_gib(free)} is free on {device}: {_culprit(cfg, backward, free)}")
+
+
+def _culprit(cfg: ModelConfig, backward: bool, free: int) -> str:
+    """What to lower: the model's size when its weights alone do not fit, else the batch."""
+    fixed = estimate_bytes(cfg, 0, backward)  # weights (and their gradients): no batch at all
+    if fixed > HEADROOM * free:
+        return (f"its weights alone need {_gib(fixed)}: lower --width, --depth or --num-classes "
+                "(--batch-size does not help)")
+    one = estimate_bytes(cfg, 1, backward)
+    largest = int((HEADROOM * free - fixed) // max(1, one - fixed))
+    return f"lower --batch-size (about {largest:,} fits)" if largest >= 1 else \
+        "even a batch of 1 does not fit: lower --width or --depth"
 
 
 def _gib(n: int) -> str:

@@ -23,6 +23,7 @@ from resdiag.data import DataSpec
 from resdiag.errors import ResdiagError
 from resdiag.results import ModelInfo
 from resdiag.run.inputs import Batch, InputSpec, make_batches, probe_batch, vocab_of
+from resdiag.run.common import check_seed
 from resdiag.run.outputs import LOSSES, LossName, check_output, loss_of, objective
 from resdiag.zoo import ModelConfig
 
@@ -47,6 +48,7 @@ class TargetSpec:
             raise ResdiagError(f"a target needs exactly one of arch, factory, module; got {given or 'none'}")
         if self.loss not in LOSSES:
             raise ResdiagError(f"unknown loss {self.loss!r}: use {', '.join(LOSSES)}")
+        check_seed(self.seed, "seed")
         if self.arch is not None and self.inputs.kind == "image" and self.inputs.shape is not None:
             raise ResdiagError("a zoo model's input shape is part of its config (--input-shape)")
 

@@ -56,6 +56,13 @@ class Grid:
     tokens: int | None = None  # feed token ids of this length (a family whose models embed tokens)
     vocab: int | None = None  # token ids in [0, vocab); None: the model's input embedding
 
+    def settings(self) -> dict:
+        """Everything besides the cell's own axes that changes a cell's numbers. A cell file is
+        reused only when it was computed with these settings (docs/sweep.md)."""
+        return {"probes": sorted(self.probes), "batches": self.batches, "batch_size": self.batch_size,
+                "rank_batch_size": self.rank_batch_size, "device": self.device, "tokens": self.tokens,
+                "vocab": self.vocab, "data": "synthetic"}
+
     def cells(self) -> tuple[list[Cell], list[tuple[Cell, str]]]:
         """The valid cells, and the combinations skipped with the reason (e.g. a plain net with a
         scaled shortcut). Every cell is validated here, before anything runs."""
@@ -64,6 +71,10 @@ class Grid:
                 raise ResdiagError(f"unknown probe {p!r}: use {', '.join(PROBES)}")
         if not self.families or not self.depths or not self.seeds:
             raise ResdiagError("a sweep needs at least one family, one depth and one seed")
+        from resdiag.run.common import check_seed
+
+        for seed in self.seeds:
+            check_seed(seed, "--seeds:")
         valid, skipped = [], []
         for fam, depth, norm, sc, seed in itertools.product(
             self.families, self.depths, self.norms, self.shortcuts, self.seeds
@@ -93,7 +104,10 @@ def parse_list(text: str, kind: type = str, what: str = "value") -> tuple:
         raise ResdiagError(f"empty list of {what}s")
     if kind is int:
         try:
-            return tuple(int(t) for t in items)
+            items = [int(t) for t in items]
         except ValueError:
             raise ResdiagError(f"{what}s must be integers, got {text!r}") from None
+    twice = sorted({str(t) for t in items if items.count(t) > 1})
+    if twice:  # a repeated cell would be run again and counted again (seeds: 4 for one seed)
+        raise ResdiagError(f"the {what}s {text!r} list {', '.join(twice)} more than once: give each once")
     return tuple(items)

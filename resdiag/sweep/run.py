@@ -26,12 +26,16 @@ def cell_path(out: Path, cell: Cell) -> Path:
     return out / "cells" / f"{cell.id}.json"
 
 
-def done(out: Path, cell: Cell) -> bool:
+def done(out: Path, cell: Cell, settings: dict) -> bool:
+    """Whether the cell's file holds this cell computed with these settings (``Grid.settings``): a
+    file from a run with another batch size, probe set, device... is recomputed, never reused."""
     try:
         d = json.loads(cell_path(out, cell).read_text())
     except (OSError, ValueError):
         return False
-    return d.get("schema") == CELL_SCHEMA and d.get("cell") == cell.to_dict()
+    return (isinstance(d, dict) and d.get("schema") == CELL_SCHEMA and d.get("cell") == cell.to_dict()
+            and d.get("settings") == settings and isinstance(d.get("metrics"), dict)
+            and isinstance(d.get("verdicts"), dict))
 
 
 def cell_target(cell: Cell, grid: Grid):
@@ -55,7 +59,8 @@ def run_cell(cell: Cell, grid: Grid, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     target = build_target(cell_target(cell, grid), device=grid.device)
-    record: dict = {"schema": CELL_SCHEMA, "schema_version": 1, "cell": cell.to_dict(), "metrics": {},
+    record: dict = {"schema": CELL_SCHEMA, "schema_version": 1, "cell": cell.to_dict(),
+                    "settings": grid.settings(), "metrics": {},
                     "verdicts": {}, "parameters": target.info.parameters}
     for probe in grid.probes:
         if probe == "grad-flow":
@@ -75,7 +80,8 @@ def run_sweep(grid: Grid, out: Path, jobs: int = 1,
     cells, skipped = grid.cells()
     _check_memory(grid, cells)  # refuse up front, before the folder exists
     (out / "cells").mkdir(parents=True, exist_ok=True)
-    todo = [c for c in cells if not done(out, c)]
+    settings = grid.settings()
+    todo = [c for c in cells if not done(out, c, settings)]
     for c in cells:
         if c not in todo and progress:
             progress(c, False)
@@ -84,15 +90,39 @@ def run_sweep(grid: Grid, out: Path, jobs: int = 1,
         for c in todo:
             _save(out, c, run_cell(c, grid, threads), progress)
     else:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(run_cell, c, grid, threads): c for c in todo}
-            for f in as_completed(futures):
-                _save(out, futures[f], f.result(), progress)
+        _run_parallel(todo, grid, out, jobs, threads, progress)
     records = [decode(json.loads(cell_path(out, c).read_text())) for c in cells]
     return records, skipped
+
+
+def _quiet_worker() -> None:
+    """A worker leaves Ctrl-C and SIGTERM to the parent, which ends it: no worker tracebacks."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run_parallel(todo: list[Cell], grid: Grid, out: Path, jobs: int, threads: int, progress) -> None:
+    """``jobs`` worker processes; on Ctrl-C, SIGTERM or an error every worker is ended before the
+    exception goes on (no orphans computing after resdiag has exited)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_quiet_worker)
+    try:
+        futures = {pool.submit(run_cell, c, grid, threads): c for c in todo}
+        for f in as_completed(futures):
+            _save(out, futures[f], f.result(), progress)
+    except BaseException:
+        workers = list((pool._processes or {}).values())  # the executor has no public kill
+        pool.shutdown(wait=False, cancel_futures=True)
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.join(timeout=10)
+        raise
+    pool.shutdown()
 
 
 def _check_memory(grid: Grid, cells: list[Cell]) -> None:
@@ -116,7 +146,7 @@ def summarise(records: list[dict]) -> list[dict]:
     """One row per variant and depth: median and range over seeds of every metric."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        c = Cell(**r["cell"])
+        c = Cell(**r["cell"])  # one record per cell: the grid refuses repeated depths and seeds
         groups.setdefault((c.variant, c.depth), []).append(r)
     rows = []
     for (variant, depth), rs in sorted(groups.items()):

@@ -13,6 +13,8 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from resdiag.errors import ResdiagError
+from resdiag.run.common import check_seed
+from resdiag.zoo.config import FLOAT32_MAX
 
 DEEP = 100  # "very deep": He et al. warm up ResNet-110 and -1202, not ResNet-20 ... 56
 
@@ -68,8 +70,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ResdiagError(f"--batch-size must be >= 1, got {cfg.batch_size}")
     for name in ("lr", "momentum", "weight_decay", "warmup_lr"):
         value = getattr(cfg, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise ResdiagError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if not (math.isfinite(value) and 0 <= value <= FLOAT32_MAX):
+            raise ResdiagError(f"--{name.replace('_', '-')} must be a finite number >= 0 (float32), got {value}")
+    if cfg.momentum >= 1:  # the velocity's decay factor: at >= 1 it never decays and SGD diverges
+        raise ResdiagError(f"--momentum must be in [0, 1), got {cfg.momentum:g}")
+    check_seed(cfg.seed)
     if cfg.lr == 0:
         raise ResdiagError("--lr must be > 0")
     if cfg.warmup_steps < 0 or cfg.warmup_steps >= cfg.steps:

@@ -17,11 +17,11 @@ import torch
 from resdiag.data import parse_data
 from resdiag.errors import ResdiagError
 from resdiag.run.common import check_batch, resolve_device
-from resdiag.run.inputs import InputSpec
 from resdiag.run.target import Target, TargetSpec, build_target
 from resdiag.train import checkpoint as ckpt
 from resdiag.train.config import TrainConfig, make_config, merge_resumed
 from resdiag.train.data import TrainSet, train_set
+from resdiag.train.folder import run_folder
 from resdiag.train.distributed import Dist, device_for, from_env, process_group, wrap
 from resdiag.train.log import FILE, RunLog
 from resdiag.train.loop import Job, StepStats, TrainMonitor, run, start_line
@@ -85,8 +85,20 @@ def run_training(spec: TargetSpec | None, recipe: dict, options: RunOptions, *, 
                               "--checkpoint-every")
     _check_out(options, resume)
     with process_group(dist, device):
-        return _train(target, config, options, dist, device, data, saved, ident, record_every,
-                      checkpoint_every, on_step)
+        if not dist.main:
+            return _train(target, config, options, dist, device, data, saved, ident, record_every,
+                          checkpoint_every, on_step)
+        continuing = resume is not None and resume.resolve() == (options.out / CHECKPOINT).resolve()
+        with run_folder(options.out, replace=options.overwrite and not continuing,
+                        checkpoint=CHECKPOINT) as settle:
+
+            def stepped(s):
+                settle()  # the new run has its first checkpoint: the run it replaces goes
+                if on_step is not None:
+                    on_step(s)
+
+            return _train(target, config, options, dist, device, data, saved, ident, record_every,
+                          checkpoint_every, stepped)
 
 
 def _model_and_recipe(spec: TargetSpec | None, recipe: dict, saved):
@@ -99,7 +111,7 @@ def _model_and_recipe(spec: TargetSpec | None, recipe: dict, saved):
     if spec is None:
         if saved is None:
             raise ResdiagError("no model: give --arch/--depth, --model, or --resume")
-        spec = _resumed_spec(saved.identity)
+        spec = _resumed_spec(saved)
     target = build_target(dataclasses.replace(spec, seed=seed))
     ident = ckpt.identity(target.info, target.input_shape, target.num_classes)
     if saved is None:
@@ -111,18 +123,17 @@ def _model_and_recipe(spec: TargetSpec | None, recipe: dict, saved):
     return target, ident, merge_resumed(saved.config, given)
 
 
-def _resumed_spec(ident: dict) -> TargetSpec:
-    """The target a checkpoint's identity describes: its zoo config, or the user's factory."""
-    cfg = ckpt.zoo_config(ident)
+def _resumed_spec(saved) -> TargetSpec:
+    """The zoo model a checkpoint's identity describes. A user's model is never rebuilt from the
+    checkpoint: its ``module:callable`` is data in a file, and resdiag runs only code named on the
+    command line (docs/security.md), so ``--model`` must be given again (and must match)."""
+    cfg = ckpt.zoo_config(saved.identity)
     if cfg is not None:
         return TargetSpec(arch=cfg)
-    inputs = (ident.get("config") or {}).get("inputs") or {"kind": "image", "shape": ident["input_shape"]}
-    if inputs.get("kind") == "tokens":
-        spec_in = InputSpec(kind="tokens", seq_len=inputs["seq_len"], vocab=inputs["vocab"])
-    else:
-        spec_in = InputSpec(shape=tuple(inputs.get("shape") or ident["input_shape"]))
-    return TargetSpec(factory=ident["name"], inputs=spec_in, num_classes=ident["num_classes"],
-                      loss=(ident.get("config") or {}).get("loss", "cross_entropy"))
+    name = str(saved.identity.get("name"))[:120]
+    raise ResdiagError(f"--resume {saved.path} was written for your model {name!r}: give --model "
+                       "(and its --input-shape or --tokens) again; resdiag does not import code named "
+                       "inside a checkpoint")
 
 
 def _train_set(target: Target, data, config: TrainConfig):
@@ -154,19 +165,15 @@ def _every(value: int | None, steps: int, option: str) -> int:
 
 def _check_out(options: RunOptions, resume: Path | None) -> None:
     """Refuse an --out that is a file, or that holds another run (unless --overwrite)."""
+    from resdiag.paths import check_out_folder
+
     out = options.out
-    if out.exists() and not out.is_dir():
-        raise ResdiagError(f"--out {out} is a file; give a folder (it is created if missing)")
+    check_out_folder("--out", out)
     held = [n for n in (FILE, CHECKPOINT) if (out / n).exists()]
     continuing = resume is not None and resume.resolve() == (out / CHECKPOINT).resolve()
     if held and not continuing and not options.overwrite:
         raise ResdiagError(f"--out {out} already holds a run ({', '.join(held)}): continue it with "
                            f"--resume {out / CHECKPOINT}, or pass --overwrite, or choose another folder")
-    for parent in (out, *out.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise ResdiagError(f"--out {out}: {parent} is a file")
-            break
 
 
 def _train(target, config, options, dist: Dist, device, data, saved, ident, record_every,
@@ -184,10 +191,6 @@ def _train(target, config, options, dist: Dist, device, data, saved, ident, reco
         options.rank_log.mkdir(parents=True, exist_ok=True)
         mirror = options.rank_log / f"rank{dist.rank}.jsonl"
     if dist.main:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ResdiagError(f"--out {out}: cannot create it ({exc.strerror})") from None
         for stale in out.glob(f".{CHECKPOINT}.*.tmp"):  # left by a run killed mid-write
             stale.unlink(missing_ok=True)
     start = saved.step if saved else 0

@@ -78,8 +78,9 @@ def _floats(arg: str, text: str) -> list[float]:
         values = [float(v) for v in arg.split(",")]
     except ValueError:
         raise ResdiagError(f"malformed shortcut {text!r}: the parameters must be numbers") from None
-    if not all(math.isfinite(v) for v in values):
-        raise ResdiagError(f"malformed shortcut {text!r}: the parameters must be finite")
+    if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in values):
+        raise ResdiagError(f"malformed shortcut {text!r}: the parameters must be finite numbers within "
+                           f"±{FLOAT32_MAX:.3g} (they become float32 weights)")
     return values
 
 
@@ -154,6 +155,10 @@ def nearest_depths(depth: int, block: str, count: int = 2) -> list[int]:
     return sorted(d for d in candidates[:count] if d != depth)
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # weights are float32: a larger number overflows to inf
+MAX_WIDTH = 1e6  # 16e6 filters or 1e6 units: the largest whose layer sizes stay machine integers
+
+
 def validate(cfg: ModelConfig) -> ModelConfig:
     """Check a config and return it; raise ResdiagError naming the fix for any invalid field."""
     if isinstance(cfg, MLPConfig):
@@ -193,20 +198,23 @@ def _validate_mlp(cfg: MLPConfig) -> MLPConfig:
         )
     if cfg.plain and cfg.shortcut.kind != "identity":
         raise ResdiagError(f"--plain has no shortcut, so --shortcut {cfg.shortcut.describe()} cannot apply")
-    if cfg.branch_gain is not None and not (math.isfinite(cfg.branch_gain) and cfg.branch_gain >= 0):
+    if cfg.branch_gain is not None and not (math.isfinite(cfg.branch_gain)
+                                            and 0 <= cfg.branch_gain <= FLOAT32_MAX):
         raise ResdiagError(f"branch gain must be a finite number >= 0, got {cfg.branch_gain}")
-    _check_common(1.0, cfg.num_classes, cfg.input_shape, cfg.init_gain)
+    _check_common(cfg.width, cfg.num_classes, cfg.input_shape, cfg.init_gain)
     return cfg
 
 
 def _check_common(width: float, num_classes: int, shape: tuple[int, ...], gain: float) -> None:
     if not (math.isfinite(width) and width > 0):
         raise ResdiagError(f"width multiplier must be a positive number, got {width}")
+    if width > MAX_WIDTH:
+        raise ResdiagError(f"width {width:g} is beyond what any device holds: use at most {MAX_WIDTH:g}")
     if num_classes < 2:
         raise ResdiagError(f"number of classes must be >= 2, got {num_classes}")
     if not shape or any(s < 1 for s in shape):
         raise ResdiagError(f"input shape must be positive integers, got {_shape(shape)}")
-    if not (math.isfinite(gain) and gain >= 0):
+    if not (math.isfinite(gain) and 0 <= gain <= FLOAT32_MAX):
         raise ResdiagError(f"init gain must be a finite number >= 0, got {gain}")
 
 

@@ -1,4 +1,4 @@
-"""Where a command writes, checked before it computes anything (docs/bad-inputs.md, "Outputs").
+"""Where resdiag writes, checked before it computes anything (docs/bad-inputs.md, "Outputs").
 
 Every command declares its outputs (option, path, allowed suffixes) and its inputs (option, path);
 ``check_paths`` refuses, in one line each: a name without the right suffix, a missing folder, a
@@ -51,6 +51,18 @@ def check_folder(option: str, folder: Path, path: Path | None = None) -> None:
         raise ResdiagError(f"{option} {shown}: cannot write in {folder} ({exc.strerror})") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def check_out_folder(option: str, out: Path) -> None:
+    """An output folder (created if missing): not a file, and its nearest existing folder writable."""
+    if out.exists() and not out.is_dir():
+        raise ResdiagError(f"{option} {out} is a file; give a folder (it is created if missing)")
+    for parent in (out, *out.absolute().parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ResdiagError(f"{option} {out}: {parent} is a file")
+            check_folder(option, parent, out)
+            return
 
 
 def same_file(a: Path, b: Path) -> bool:
