@@ -44,6 +44,23 @@ def files(tmp: Path) -> dict[str, object]:
     (tmp / "wrongtype.toml").write_text('seed = "zero"\n[[models]]\nname = "a"\narch = "resnet8"\n')
     (tmp / "nomodels.toml").write_text("seed = 0\n")
     (tmp / "a_dir.json").mkdir()
+    (tmp / "mlp.json").write_bytes((tmp / "mlp.pt").read_bytes())  # a checkpoint with a .json name
+    ok = 'seed = 0\n[[models]]\nname = "a"\narch = "resnet8"\nwidth = 0.25\ninput_shape = [3, 8, 8]\n'
+    (tmp / "ok.toml").write_text(ok)
+    (tmp / "bigseed.toml").write_text(ok.replace("seed = 0", "seed = 99999999999999999999"))
+    (tmp / "huge.json").write_text('{"schema": "resdiag.baseline", "schema_version": 1, "resdiag_version": '
+                                   '"0", "torch_version": "0", "device": "cpu", "seed": 0, "threads": 1, '
+                                   '"models": {"a": {"fingerprint": {}, "metrics": {"loss": 1'
+                                   + "0" * 400 + "}}}}")
+    cut = (tmp / "plain8.pt").read_bytes()
+    (tmp / "cut.pt").write_bytes(cut[: len(cut) - 40])  # a checkpoint cut off while copied
+    from resdiag.train.config import TrainConfig
+
+    torch.save({"schema": TRAIN_SCHEMA, "schema_version": 1, "model": {}, "optimizer": {}, "step": 1,
+                "config": TrainConfig().to_dict(), "elapsed": 0.0, "every": {},
+                "identity": {"name": "os:abort", "family": "user", "config": {}, "input_shape": [8],
+                             "num_classes": 5}},
+               tmp / "names_code.pt")  # a data file that names code: resdiag must never call it
     return {}
 
 
@@ -152,6 +169,48 @@ CASES = [
     ("train resume missing", ["train", "--resume", "{tmp}/none.pt", "--out", "{tmp}/run"], "none.pt"),
     ("train resume not a run", ["train", "--resume", "{tmp}/list.pt", "--out", "{tmp}/run"], "list.pt"),
     ("train out is a file", ["train", *TINY, "--out", "{tmp}/list.pt"], "list.pt"),
+    # issue 13: numbers beyond what the machine holds
+    ("gate bias beyond float32", ["grad-flow", *TINY, "--shortcut", "gate:-1e308"], "float32"),
+    ("gate bias just beyond float32", ["grad-flow", *TINY, "--shortcut", "gate:1e39"], "float32"),
+    ("width beyond any device", ["grad-flow", *TINY, "--width", "1e308"], "at most"),
+    ("init gain beyond float32", ["grad-flow", *TINY, "--init-gain", "1e39"], "init gain"),
+    ("seed beyond 64 bits", ["grad-flow", *TINY, "--seed", "99999999999999999999"], "64-bit"),
+    ("config seed beyond 64 bits", ["check", "--config", "{tmp}/bigseed.toml"], "64-bit"),
+    ("sweep seed beyond 64 bits", ["sweep", "--out", "{tmp}/sw", "--families", "mlp", "--depths", "2",
+                                   "--seeds", "0,99999999999999999999"], "64-bit"),
+    ("train seed beyond 64 bits", ["train", *TINY, "--seed", "99999999999999999999", "--out", "{tmp}/run"],
+     "64-bit"),
+    ("train lr beyond float32", ["train", *TINY, "--lr", "1e308", "--out", "{tmp}/run"], "--lr"),
+    ("train momentum of 1 or more", ["train", *TINY, "--momentum", "5", "--out", "{tmp}/run"], "[0, 1)"),
+    ("baseline metric beyond float64", ["check", "--config", "{tmp}/ok.toml", "--baseline", "{tmp}/huge.json"],
+     "beyond float64"),
+    ("weights too large for memory", ["grad-flow", "--arch", "resnet8", "--width", "64", "--num-classes",
+                                      "100000000", "--device", "cpu"], "--num-classes"),
+    # issue 13: repeated cells
+    ("sweep repeated depth", ["sweep", "--out", "{tmp}/sw", "--families", "mlp", "--depths", "2,2"],
+     "more than once"),
+    ("sweep repeated seed", ["sweep", "--out", "{tmp}/sw", "--families", "mlp", "--depths", "2",
+                             "--seeds", "0,0"], "more than once"),
+    # issue 13: outputs on inputs, two outputs on one file, names
+    ("json output on the checkpoint read", ["grad-flow", *TINY, "--checkpoint", "{tmp}/mlp.json", "--json",
+                                            "{tmp}/mlp.json"], "reads"),
+    ("json name without a stem", ["grad-flow", "--json", "{tmp}/.json"], "give a file name before"),
+    ("baseline without .json", ["check", "--config", "{tmp}/ok.toml", "--baseline", "{tmp}/ok.toml",
+                                "--update-baseline"], ".json"),
+    ("baseline and junit on one file", ["check", "--config", "{tmp}/ok.toml", "--baseline", "{tmp}/b.json",
+                                        "--junitxml", "{tmp}/b.json", "--update-baseline"], ".xml"),
+    ("train checkpoint is a folder", ["train", *TINY, "--checkpoint", "{tmp}/cifar",
+                                              "--out", "{tmp}/run"], "is a folder"),
+    # issue 13: misleading messages
+    ("checkpoint is a folder", ["rank", *TINY, "--checkpoint", "{tmp}/cifar"], "is a folder"),
+    ("resume is a folder", ["train", "--resume", "{tmp}/cifar", "--out", "{tmp}/run"], "is a folder"),
+    ("truncated resume", ["train", "--resume", "{tmp}/cut.pt", "--out", "{tmp}/run"], "truncated"),
+    ("resume names code", ["train", "--resume", "{tmp}/names_code.pt", "--out", "{tmp}/run"],
+     "does not import code"),
+    ("resume with another model", ["train", "--model", "tests.run.factories:linear_net", "--input-shape", "8",
+                                   "--resume", "{tmp}/names_code.pt", "--out", "{tmp}/run"], "was written for"),
+    ("claims quick with another budget", ["claims", "--out", "{tmp}/c", "--quick", "--budget", "full"],
+     "--quick"),
     ("claims unknown budget", ["claims", "--out", "{tmp}/c", "--budget", "huge"], "unknown --budget"),
     ("claims unknown data", ["claims", "--out", "{tmp}/c", "--data", "mnist"], "unknown data"),
 ]

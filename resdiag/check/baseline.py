@@ -63,7 +63,8 @@ def read_baseline(path: Path) -> Baseline:
         models = d["models"]
         ok = all(isinstance(m["fingerprint"], dict) and isinstance(m["metrics"], dict)
                  for m in models.values())
-        models = {name: {**m, "metrics": decode(m["metrics"])} for name, m in models.items()}
+        models = {name: {**m, "metrics": _floats(decode(m["metrics"]), path, name)}
+                  for name, m in models.items()}
         base = Baseline(path, str(d["resdiag_version"]), str(d["torch_version"]), str(d["device"]),
                         int(d["seed"]), d.get("threads"), models)
     except (KeyError, TypeError, AttributeError, ValueError):
@@ -72,6 +73,21 @@ def read_baseline(path: Path) -> Baseline:
         raise ResdiagError(f"{path}: malformed baseline (docs/ci.md shows the format): "
                            "rewrite it with --update-baseline")
     return base
+
+
+def _floats(metrics: dict, path: Path, model: str) -> dict:
+    """The stored metrics with every number as a float; a number no float64 holds (a 400-digit
+    integer) is refused by name instead of failing later in the comparison."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ResdiagError(f"{path}: {model}.{key} = {str(value)[:12]}... ({len(str(value))} digits) "
+                                   "is beyond float64: rewrite the baseline with --update-baseline") from None
+        out[key] = value
+    return out
 
 
 def compare(run: ModelRun, base: Baseline, tolerances: dict[str, Tolerance]) -> list[Gate]:

@@ -39,6 +39,8 @@ def claims(
         from resdiag.errors import ResdiagError
         from resdiag.run.common import resolve_device
 
+        if quick and budget not in ("quick", "default"):
+            raise ResdiagError(f"--quick is --budget quick; it cannot be combined with --budget {budget}")
         name = "quick" if quick else budget
         if name not in BUDGETS:
             raise ResdiagError(f"unknown --budget {budget!r}: use quick, default or full")

@@ -29,12 +29,28 @@ def torch_load(path: Path, what: str):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        text = str(exc).strip()
-        if text.startswith("Weights only load failed"):
-            reason = "it holds pickled objects, not only tensors (resdiag loads with weights_only=True)"
-        else:
-            reason = (text.splitlines() or [type(exc).__name__])[0][:160] or type(exc).__name__
-        raise ResdiagError(f"cannot read {what}: {reason}") from None
+        raise ResdiagError(f"cannot read {what}: {_why(exc)}") from None
+
+
+def _why(exc: Exception) -> str:
+    """torch.load's failure in words: code in the file, a cut-off file, or not a torch file at all.
+    (A truncated zip checkpoint fails with OSError EINVAL or a miniz message, a truncated pickle
+    with EOFError; the weights-only unpickler names a class it refuses as 'Unsupported global'.)"""
+    text = str(exc).strip()
+    if "Unsupported global" in text or "Unsupported class" in text:
+        return "it holds pickled objects, not only tensors (resdiag loads with weights_only=True)"
+    if isinstance(exc, (EOFError, OSError)) or "zip archive" in text or "central directory" in text:
+        return "the file is truncated or damaged (not a complete torch.save file)"
+    if text.startswith("Weights only load failed"):
+        return "not a file written by torch.save (or a damaged one)"
+    return (text.splitlines() or [type(exc).__name__])[0][:160] or type(exc).__name__
+
+
+def missing(path: Path, what: str) -> ResdiagError:
+    """The error for a checkpoint path that is not a file: a folder, or nothing."""
+    if path.is_dir():
+        return ResdiagError(f"{what} {path} is a folder; give the checkpoint file in it")
+    return ResdiagError(f"{what} not found: {path}")
 
 
 TRAIN_SCHEMA = "resdiag.train-checkpoint"  # resdiag.train.checkpoint.SCHEMA
@@ -49,7 +65,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _read(path: Path):
     if not path.is_file():
-        raise ResdiagError(f"checkpoint not found: {path}")
+        raise missing(path, "checkpoint")
     return torch_load(path, f"checkpoint {path}")
 
 

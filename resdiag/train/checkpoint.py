@@ -22,7 +22,7 @@ import torch
 
 from resdiag.errors import ResdiagError
 from resdiag.results import atomic_write
-from resdiag.run.checkpoint import torch_load
+from resdiag.run.checkpoint import missing, torch_load
 from resdiag.train.config import TrainConfig
 from resdiag.zoo import MLPConfig, ModelConfig, ResNetConfig, Shortcut
 
@@ -61,7 +61,7 @@ def load(path: Path) -> Saved:
     """The checkpoint in ``path``; a ResdiagError for anything that is not a resdiag training one."""
     path = Path(path)
     if not path.is_file():
-        raise ResdiagError(f"--resume {path}: no such file")
+        raise missing(path, "--resume")
     obj = torch_load(path, f"--resume {path}")
     if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
         raise ResdiagError(f"--resume {path} is not a checkpoint written by 'resdiag train' "

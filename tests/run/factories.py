@@ -118,3 +118,38 @@ def bert() -> nn.Module:
 
 
 HF = ("gpt2", "llama", "bert")
+
+
+# --- models that misbehave around the run, not in their numbers (tests/test_process_faults.py) ---
+
+class _Chatty(nn.Sequential):
+    def forward(self, x):
+        print("user model: forward")  # what a user's debugging print does to stdout
+        return super().forward(x)
+
+
+def chatty() -> nn.Module:
+    """Prints when built and on every forward (input shape 8)."""
+    print("user model: built")
+    return _Chatty(nn.Flatten(), nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 5))
+
+
+def threaded() -> nn.Module:
+    """Starts a non-daemon thread that outlives the run (a data loader or logger left running)."""
+    import threading
+    import time
+
+    threading.Thread(target=time.sleep, args=(600,), daemon=False).start()
+    return linear_net()
+
+
+class _Sleepy(nn.Sequential):
+    def forward(self, x):
+        import time
+
+        time.sleep(0.5)  # a run long enough to be interrupted in the middle
+        return super().forward(x)
+
+
+def sleepy() -> nn.Module:
+    return _Sleepy(nn.Flatten(), nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 5))
