@@ -24,7 +24,7 @@ from resdiag.cli.claims_cmd import claims
 from resdiag.cli.common import EXIT_INTERRUPT, EXIT_PROBLEM, EXIT_USAGE, fail
 from resdiag.cli.gradflow_cmd import grad_flow
 from resdiag.cli.models_cmd import models
-from resdiag.cli.process import EXIT_TERMINATED, Guard, Terminated, exit_now, stray_threads
+from resdiag.cli.process import EXIT_TERMINATED, Guard, exit_now, received, stray_threads
 from resdiag.cli.rank_cmd import rank
 from resdiag.cli.sweep_cmd import sweep
 from resdiag.cli.train_cmd import train
@@ -71,6 +71,8 @@ def _run(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="resdiag", standalone_mode=False)
+        if code == EXIT_INTERRUPT and received:  # typer returns 130 for any interrupt
+            code = EXIT_TERMINATED
     except click.exceptions.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
             click.echo(exc.ctx.get_help())
@@ -81,10 +83,10 @@ def _run(argv: list[str] | None) -> int:
     except click.exceptions.ClickException as exc:
         fail(exc.format_message())
         code = EXIT_USAGE
-    except _EXITS as exc:
-        code = exc.exit_code
-    except _ABORTS as exc:
-        code = EXIT_TERMINATED if _terminated(exc) else EXIT_INTERRUPT
+    except _EXITS as exc:  # typer turns Ctrl-C into Exit(130), the interrupt as its cause
+        code = EXIT_TERMINATED if exc.exit_code == EXIT_INTERRUPT and received else exc.exit_code
+    except _ABORTS:
+        code = EXIT_TERMINATED if received else EXIT_INTERRUPT
     except Exception as exc:
         if os.environ.get("RESDIAG_DEBUG"):
             raise
@@ -96,12 +98,3 @@ def _run(argv: list[str] | None) -> int:
     elif code == EXIT_TERMINATED:
         sys.stderr.write("resdiag: terminated\n")
     return code if isinstance(code, int) else 0
-
-
-def _terminated(exc: BaseException) -> bool:
-    """Whether SIGTERM caused ``exc`` (directly, or as the cause of a wrapped interrupt)."""
-    while exc is not None:
-        if isinstance(exc, Terminated):
-            return True
-        exc = exc.__context__ or exc.__cause__
-    return False

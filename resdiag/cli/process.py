@@ -26,7 +26,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Python was when it arrived: every KeyboardInterrupt clean-up runs."""
 
 
+received: list[int] = []  # the SIGTERMs of the running command (typer reports any interrupt as 130)
+
+
 def _on_sigterm(signum, frame):
+    received.append(signum)
     raise Terminated()
 
 
@@ -72,6 +76,7 @@ class Guard:
         self.stdout = sys.stdout
         sys.stdout = SafeStdout(sys.stdout)
         self.handlers = {}
+        received.clear()
         if threading.current_thread() is threading.main_thread():
             for sig, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _on_sigterm)):
                 self.handlers[sig] = signal.signal(sig, handler)
@@ -105,7 +110,8 @@ def early_interrupts() -> None:
     """Ctrl-C while the command is still importing (the first few tenths of a second) exits 130 with
     one line instead of an import traceback. Only for the ``resdiag`` program itself: a library
     user's interrupts are left alone. ``Guard`` replaces it when the command starts."""
-    if os.path.basename(sys.argv[0] if sys.argv else "") not in ("resdiag", "__main__.py"):
+    program = sys.argv[0] if sys.argv else ""
+    if os.path.basename(program) != "resdiag" and not program.endswith(os.path.join("resdiag", "__main__.py")):
         return
     if threading.current_thread() is not threading.main_thread():
         return
