@@ -6,11 +6,12 @@ again recomputes only the cells whose file is missing or unreadable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
@@ -103,6 +104,24 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start the workers with SIGINT ignored: an ignored signal is inherited across exec, and Python
+    keeps it ignored, so a Ctrl-C (sent to the whole process group) cannot hit a worker still
+    starting up, before ``_quiet_worker`` runs. The parent's handler is back right after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _run_parallel(todo: list[Cell], grid: Grid, out: Path, jobs: int, threads: int, progress) -> None:
     """``jobs`` worker processes; on Ctrl-C, SIGTERM or an error every worker is ended before the
     exception goes on (no orphans computing after resdiag has exited)."""
@@ -111,16 +130,20 @@ def _run_parallel(todo: list[Cell], grid: Grid, out: Path, jobs: int, threads: i
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_quiet_worker)
     try:
-        futures = {pool.submit(run_cell, c, grid, threads): c for c in todo}
+        with _workers_ignore_ctrl_c():
+            futures = {pool.submit(run_cell, c, grid, threads): c for c in todo}
         for f in as_completed(futures):
             _save(out, futures[f], f.result(), progress)
     except BaseException:
         workers = list((pool._processes or {}).values())  # the executor has no public kill
-        pool.shutdown(wait=False, cancel_futures=True)
+        manager = pool._executor_manager_thread
         for w in workers:
             w.terminate()
         for w in workers:
             w.join(timeout=10)
+        pool.shutdown(wait=True, cancel_futures=True)  # its manager thread sees the workers gone, ends
+        if manager is not None:
+            manager.join(timeout=10)
         raise
     pool.shutdown()
 
