@@ -1,15 +1,21 @@
-"""Hypothesis over the CLI's arguments: never a traceback, always exit 0, 1 or 2.
+"""Hypothesis over the CLI's arguments: never a traceback, always exit 0, 1 or 2 (143 under SIGTERM);
+an error exit leaves an existing output untouched; with a closed stdout or SIGTERM too (issue 13).
 
 The default suite runs a small sample; `pytest -m fuzz tests/cli/test_fuzz.py` runs 500 invocations.
 """
 
+import io
 import os
+import signal
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from resdiag.cli.app import main
 from tests.helpers import invoke
 
 VALUES = {
@@ -34,11 +40,12 @@ VALUES = {
     "--rows": ["0", "1", "3", "-1"],
     "--vanish-ratio": ["1e-4", "0", "-1", "10"],
     "--conv": ["flat", "slices", "diag"],
-    "--checkpoint": ["/nonexistent.pt"],
+    "--checkpoint": ["/nonexistent.pt", "{tmp}/same.json", "{tmp}"],
     "--model": ["examples.user_models:twice_called", "nope:x", "examples.user_models:broken", "x"],
     "--blocks": ["block", "(", "layer1\\.\\d"],
-    "--json": ["{tmp}/o.json", "{tmp}/o.txt", "/nonexistent/o.json"],
-    "--plot": ["{tmp}/o.png", "{tmp}/o.gif", "{tmp}"],
+    "--json": ["{tmp}/o.json", "{tmp}/o.txt", "/nonexistent/o.json", "{tmp}/same.json", "{tmp}/.json",
+               "{tmp}/link.json"],
+    "--plot": ["{tmp}/o.png", "{tmp}/o.gif", "{tmp}", "{tmp}/same.json", "{tmp}/link.json"],
 }
 FLAGS = ["--plain", "--compare", "--strict", "--bogus"]
 COMMANDS = {
@@ -64,14 +71,60 @@ def argv(draw):
     return args
 
 
+# How the process around the command behaves (issue 13): a reader that has closed stdout (`| head`),
+# and SIGTERM arriving once the target is described (what a scheduler sends).
+FATES = st.sampled_from(["normal", "normal", "closed-stdout", "sigterm"])
 
-def _check(args, tmp_path_factory):
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def _terminating(real):
+    def check_seed(*a, **k):
+        signal.raise_signal(signal.SIGTERM)  # handled by the command: Terminated, exit 143
+        return real(*a, **k)
+
+    return check_seed
+
+
+def _check(args, tmp_path_factory, fate="normal"):
     tmp = tmp_path_factory.mktemp("fuzz")
-    code, err = invoke([a.replace("{tmp}", str(tmp)) for a in args])
-    assert code in (0, 1, 2), (args, code, err)
+    (tmp / "same.json").write_text("previous\n")
+    (tmp / "link.json").symlink_to(tmp / "same.json")
+    argv = [a.replace("{tmp}", str(tmp)) for a in args]
+    if fate == "closed-stdout":
+        err = io.StringIO()
+        code = 0
+        with redirect_stdout(_ClosedPipe()), redirect_stderr(err):
+            try:
+                main(argv)
+            except SystemExit as exc:
+                code = exc.code
+        err = err.getvalue()
+    elif fate == "sigterm":
+        import resdiag.run.target as target_mod
+
+        with mock.patch.object(target_mod, "check_seed", _terminating(target_mod.check_seed)):
+            code, err = invoke(argv)
+    else:
+        code, err = invoke(argv)
+    assert code in (0, 1, 2, 143), (args, code, err)
     assert "Traceback" not in err, (args, err)
     if code == 2:
         assert err.count("\n") == 1 and err.startswith("resdiag: error:"), (args, err)
+        assert (tmp / "same.json").read_text() == "previous\n", args  # an error exit writes nothing
+    if code == 143:
+        assert err == "resdiag: terminated\n" and (tmp / "same.json").read_text() == "previous\n", (args, err)
+        assert not list(tmp.rglob("*.tmp")), args
+    if fate == "normal" and "same.json" in " ".join(argv) and code in (0, 1):
+        outs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--json", "--plot")]
+        ins = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--checkpoint"]
+        assert not set(map(os.path.realpath, outs)) & set(map(os.path.realpath, ins)), args
     return code
 
 
@@ -84,9 +137,9 @@ COMMON = dict(deadline=None, suppress_health_check=list(HealthCheck), derandomiz
 
 
 @settings(max_examples=25, **COMMON)
-@given(args=argv())
-def test_cli_fuzz_sample(args, tmp_path_factory):
-    _check(args, tmp_path_factory)
+@given(args=argv(), fate=FATES)
+def test_cli_fuzz_sample(args, fate, tmp_path_factory):
+    _check(args, tmp_path_factory, fate)
 
 
 CODES: dict = {}
@@ -94,13 +147,17 @@ CODES: dict = {}
 
 @pytest.mark.fuzz
 @settings(max_examples=500, **COMMON)
-@given(args=argv())
-def test_cli_fuzz_500(args, tmp_path_factory):
-    code = _check(args, tmp_path_factory)
+@given(args=argv(), fate=FATES)
+def test_cli_fuzz_500(args, fate, tmp_path_factory):
+    code = _check(args, tmp_path_factory, fate)
     CODES[code] = CODES.get(code, 0) + 1
+    CODES[fate] = CODES.get(fate, 0) + 1
 
 
 @pytest.mark.fuzz
 def test_cli_fuzz_report():
     """Prints the exit-code counts of test_cli_fuzz_500 (run it first, in the same session)."""
-    sys.__stdout__.write(f"\nfuzz exit codes: {dict(sorted(CODES.items()))}, cases {sum(CODES.values())}\n")
+    codes = {k: v for k, v in CODES.items() if isinstance(k, int)}
+    fates = {k: v for k, v in CODES.items() if isinstance(k, str)}
+    sys.__stdout__.write(f"\nfuzz exit codes: {dict(sorted(codes.items()))}, cases {sum(codes.values())}, "
+                         f"fates {dict(sorted(fates.items()))}\n")
