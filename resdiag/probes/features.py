@@ -6,6 +6,7 @@ Usage::
         model(x)
     probe.boundaries   # one FeatureRank per x_l (inputs of every block, output of the last)
     probe.branches     # std of each block's residual-branch output F(x_l) (He et al. 2015, Fig. 7)
+    probe.tokens       # one TokenRank per 3-D (batch, tokens, features) x_l (docs/tokens.md)
 
 Each response X is reduced in the hook to its Gram matrix X X^T and entry sum
 (``resdiag.metrics.features``), so a 1202-layer network never holds its activations; the metrics
@@ -21,8 +22,9 @@ from torch import nn
 
 from resdiag.metrics.features import feature_ranks_from_gram, gram_stats
 from resdiag.metrics.rank import FeatureRank
+from resdiag.metrics.tokens import TokenRank, token_rank_from_stats, token_stats
 from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
-from resdiag.probes.layers import find_blocks
+from resdiag.probes.layers import as_btd, find_blocks, sequence_layout
 
 
 class FeatureProbe(BoundaryHooks):
@@ -36,6 +38,9 @@ class FeatureProbe(BoundaryHooks):
         self._eps = 0.0
         self.boundaries: list[tuple[str, tuple[int, ...], FeatureRank]] = []
         self.branches: list[tuple[str, float]] = []
+        self._token_stats: list[tuple[str, tuple[int, ...], torch.Tensor]] = []
+        self.tokens: list[tuple[str, tuple[int, ...], TokenRank]] = []
+        self._layout = {name: sequence_layout(block) for name, block in self.blocks}
 
     def _install(self) -> None:
         for name, block in self.blocks:
@@ -50,6 +55,9 @@ class FeatureProbe(BoundaryHooks):
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         self._eps = max(self._eps, torch.finfo(dtype).eps)
         self._stats.append((label, tuple(x.shape), gram, total, torch.isfinite(x).all()))
+        if x.ndim == 3:
+            seq = as_btd(x, self._layout[label.rsplit(":", 1)[0]])
+            self._token_stats.append((label, tuple(seq.shape), token_stats(seq).mean(0)))
 
     def _branch_hook(self, name: str):
         def hook(module, args, output):
@@ -70,6 +78,11 @@ class FeatureProbe(BoundaryHooks):
             features = [math.prod(s[1][1:]) for s in stats]
             ranks = feature_ranks_from_gram(grams, sums, features, finite, self._eps)
             self.boundaries += [(s[0], s[1], r) for s, r in zip(stats, ranks, strict=True)]
+        tokens, self._token_stats = self._token_stats, []
+        tokens = [tokens[i] for i in keep_boundaries([t[0] for t in tokens])] if tokens else []
+        if tokens:
+            means = torch.stack([t[2] for t in tokens]).cpu()
+            self.tokens += [(t[0], t[1], token_rank_from_stats(m, t[1])) for t, m in zip(tokens, means, strict=True)]
         branch, self._branch = self._branch, []
         if branch:
             moments = torch.stack([torch.stack([b[1], b[2]]) for b in branch]).cpu().tolist()
