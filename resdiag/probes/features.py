@@ -8,8 +8,8 @@ Usage::
     probe.branches     # std of each block's residual-branch output F(x_l) (He et al. 2015, Fig. 7)
     probe.tokens       # one TokenRank per 3-D (batch, tokens, features) x_l (docs/tokens.md)
 
-Each response X is reduced in the hook to its Gram matrix X X^T and entry sum
-(``resdiag.metrics.features``), so a 1202-layer network never holds its activations; the metrics
+Each response X is reduced in the hook to its centred Gram matrix and a few moments, in float64
+(``resdiag.metrics.features.GramStats``), so a 1202-layer network never holds its activations; the metrics
 are computed for all layers at once, with one host sync, when ``collect`` is called.
 """
 
@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from resdiag.metrics.features import feature_ranks_from_gram, gram_stats
+from resdiag.metrics.features import GramStats, feature_ranks_from_gram, gram_stats
 from resdiag.metrics.rank import FeatureRank
 from resdiag.metrics.tokens import TokenRank, token_rank_from_stats, token_stats
 from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
@@ -33,9 +33,8 @@ class FeatureProbe(BoundaryHooks):
         when not given."""
         super().__init__(find_blocks(model) if blocks is None else blocks)
         self.model = model
-        self._stats: list[tuple[str, tuple[int, ...], torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._stats: list[tuple[str, tuple[int, ...], GramStats]] = []
         self._branch: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
-        self._eps = 0.0
         self.boundaries: list[tuple[str, tuple[int, ...], FeatureRank]] = []
         self.branches: list[tuple[str, float]] = []
         self._token_stats: list[tuple[str, tuple[int, ...], torch.Tensor]] = []
@@ -51,10 +50,7 @@ class FeatureProbe(BoundaryHooks):
     def _on_boundary(self, x, label: str) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim < 2:
             return
-        gram, total = gram_stats(x)
-        dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-        self._eps = max(self._eps, torch.finfo(dtype).eps)
-        self._stats.append((label, tuple(x.shape), gram, total, torch.isfinite(x).all()))
+        self._stats.append((label, tuple(x.shape), gram_stats(x)))
         if x.ndim == 3:
             seq = as_btd(x, self._layout[label.rsplit(":", 1)[0]])
             self._token_stats.append((label, tuple(seq.shape), token_stats(seq).mean(0)))
@@ -67,22 +63,21 @@ class FeatureProbe(BoundaryHooks):
 
         return hook
 
+    def _collect_tokens(self) -> None:
+        tokens, self._token_stats = self._token_stats, []
+        if not tokens:
+            return
+        tokens = [tokens[i] for i in keep_boundaries([t[0] for t in tokens])]
+        means = torch.stack([t[2] for t in tokens]).cpu()
+        self.tokens += [(t[0], t[1], token_rank_from_stats(m, t[1])) for t, m in zip(tokens, means, strict=True)]
+
     def collect(self) -> None:
         """Compute the metrics of everything recorded since the last call (one sync per group)."""
         stats, self._stats, self._calls = self._stats, [], {}
         stats = [stats[i] for i in keep_boundaries([s[0] for s in stats])]
-        if stats:
-            grams = torch.stack([s[2] for s in stats])
-            sums = torch.stack([s[3] for s in stats])
-            finite = torch.stack([s[4] for s in stats]).cpu().tolist()
-            features = [math.prod(s[1][1:]) for s in stats]
-            ranks = feature_ranks_from_gram(grams, sums, features, finite, self._eps)
-            self.boundaries += [(s[0], s[1], r) for s, r in zip(stats, ranks, strict=True)]
-        tokens, self._token_stats = self._token_stats, []
-        tokens = [tokens[i] for i in keep_boundaries([t[0] for t in tokens])] if tokens else []
-        if tokens:
-            means = torch.stack([t[2] for t in tokens]).cpu()
-            self.tokens += [(t[0], t[1], token_rank_from_stats(m, t[1])) for t, m in zip(tokens, means, strict=True)]
+        ranks = feature_ranks_from_gram([s[2] for s in stats])
+        self.boundaries += [(s[0], s[1], r) for s, r in zip(stats, ranks, strict=True)]
+        self._collect_tokens()
         branch, self._branch = self._branch, []
         if branch:
             moments = torch.stack([torch.stack([b[1], b[2]]) for b in branch]).cpu().tolist()
