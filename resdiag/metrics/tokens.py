@@ -13,7 +13,8 @@ at the token mean x = mean_t X[t]. With the same normalisation as the across-sam
 
 and each is averaged over the B samples. Singular values of the centred X_b at or below
 max(T, D) * eps * ||X_b||_F (eps of x's dtype; numpy's matrix_rank tolerance on the scale of the
-uncentred tokens) count as 0: tokens equal up to the rounding of the dtype they were computed in
+uncentred tokens), or whose eigenvalue in the float64 Gram is at or below max(T, D) * eps64 *
+lambda_max (its rounding), count as 0: tokens equal up to the rounding of the dtype they were computed in
 have erank 0, not the erank of their rounding noise. ``token_res`` is not floored, so it shows
 how close to equal the tokens are (about eps when they are equal up to rounding).
 docs/tokens.md has the rule built on these numbers.
@@ -27,6 +28,8 @@ import torch
 from torch import Tensor
 
 from resdiag.metrics.rank import effective_rank
+
+_EPS64 = torch.finfo(torch.float64).eps
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,9 @@ def token_stats(x: Tensor, eps: float | None = None) -> Tensor:
     energy_c = centred.square().sum((1, 2))
     gram = centred @ centred.mT if t <= d else centred.mT @ centred
     lam = torch.linalg.eigvalsh(gram).flip(-1).clamp_min(0)
-    tol = (max(t, d) * eps) ** 2 * energy  # (max(T, D) eps ||X_b||_F)^2, on the eigenvalues
+    # (max(T, D) eps ||X_b||_F)^2 on the eigenvalues; and the Gram's own rounding in float64,
+    # max(T, D) eps64 lambda_max (the rule of resdiag/metrics/features.py).
+    tol = torch.maximum((max(t, d) * eps) ** 2 * energy, max(t, d) * _EPS64 * lam[:, 0])
     s = torch.where(lam > tol[:, None], lam, 0.0).sqrt()
     erank = effective_rank(s)
     ceiling = max(min(t - 1, d), 1)
