@@ -158,7 +158,9 @@ def test_gpt2_without_residuals_collapses_its_tokens():
     probe.collect()
     res = [r.token_res for _, _, r in probe.tokens]
     found = diagnose_tokens(res, [r.token_erank_ratio for _, _, r in probe.tokens], [n for n, _, _ in probe.tokens])
-    assert "tokens.res" in {f.rule for f in found}, res
+    # Causal attention: token 0 only sees itself, so the tokens never become identical (res stays
+    # ~0.05 at 6 layers) but they span ever fewer directions: the erank retention rule fires.
+    assert {f.rule for f in found} == {"tokens.retention"}, res
     torch.manual_seed(0)
     intact = gpt2(layers=6)
     with torch.no_grad(), FeatureProbe(intact) as probe:

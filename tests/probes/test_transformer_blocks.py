@@ -185,3 +185,27 @@ def test_sequence_first_torch_layers_are_read_per_sample():
     assert shape == (3, 5, 8)
     assert got.token_res == pytest.approx(token_rank(x.transpose(0, 1)).token_res, rel=1e-12)
     assert math.isfinite(got.token_erank_ratio)
+
+
+def test_a_model_without_blocks_records_no_boundary_and_says_so():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with GradientProbe(model) as probe:
+        nn.functional.cross_entropy(model(torch.randn(5, 4)), torch.tensor([0, 1, 2, 0, 1])).backward()
+        step = probe.step()
+    assert probe.blocks == [] and step.boundary_grad == () and len(step.weight_grad) == 2
+    with torch.no_grad(), FeatureProbe(model) as fprobe:
+        model(torch.randn(5, 4))
+    fprobe.collect()
+    assert fprobe.boundaries == [] and fprobe.tokens == []
+
+
+def test_diagnose_transformer_example_flags_only_the_residual_free_vit(capsys):
+    from examples.diagnose_transformer import diagnose
+
+    torch.manual_seed(0)
+    diagnose(TinyViT(depth=6), "intact")
+    torch.manual_seed(0)
+    diagnose(TinyViT(depth=6, residual=False), "no residuals")
+    intact, broken = capsys.readouterr().out.splitlines()
+    assert intact.endswith("token findings: none")
+    assert broken.endswith("token findings: tokens.res, tokens.retention")
