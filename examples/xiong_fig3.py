@@ -37,7 +37,7 @@ def measure(depth: int, placement: str, seed: int, batches: int = 2, batch: int 
             model.zero_grad(set_to_none=True)
     fc2 = [i for i, layer in enumerate(probe.layers) if layer.name.endswith("mlp.fc2")]
     w = [statistics.mean(s.weight_grad[i] for s in probe.steps) for i in fc2]
-    b = [statistics.mean(s.boundary_grad[i] for s in probe.steps) for i in range(len(probe.steps[0].boundary_grad))]
+    b = [statistics.mean(g) for g in zip(*(s.boundary_grad for s in probe.steps), strict=True)]
     return w, b
 
 

@@ -69,7 +69,8 @@ class FeatureProbe(BoundaryHooks):
             return
         tokens = [tokens[i] for i in keep_boundaries([t[0] for t in tokens])]
         means = torch.stack([t[2] for t in tokens]).cpu()
-        self.tokens += [(t[0], t[1], token_rank_from_stats(m, t[1])) for t, m in zip(tokens, means, strict=True)]
+        self.tokens += [(label, shape, token_rank_from_stats(m, shape))
+                        for (label, shape, _), m in zip(tokens, means, strict=True)]
 
     def collect(self) -> None:
         """Compute the metrics of everything recorded since the last call (one sync per group)."""

@@ -240,10 +240,12 @@ def _validate_transformer(cfg: TransformerConfig) -> TransformerConfig:
         raise ResdiagError(f"a transformer's --width (d_model) must be an even multiple of its {cfg.heads} "
                            f"heads, got {cfg.width}")
     if cfg.mlp_ratio < 1 or cfg.vocab_size < 2:
-        raise ResdiagError(f"mlp_ratio must be >= 1 and vocab_size >= 2, got {cfg.mlp_ratio}, {cfg.vocab_size}")
+        raise ResdiagError(f"mlp_ratio must be >= 1 and vocab_size >= 2, got {cfg.mlp_ratio}, "
+                           f"{cfg.vocab_size}")
     _check_common(1.0, cfg.num_classes, cfg.input_shape, cfg.init_gain)
     if len(cfg.input_shape) != 1:
-        raise ResdiagError(f"a transformer takes input shape SEQ_LEN (token ids); got {_shape(cfg.input_shape)}")
+        raise ResdiagError(f"a transformer takes input shape SEQ_LEN (token ids); got "
+                           f"{_shape(cfg.input_shape)}")
     return cfg
 
 

@@ -68,11 +68,14 @@ def batch(name: str, seed: int = 0):
 
 
 def loss_of(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return loss_from_logits(name, model(x).logits, y)
+
+
+def loss_from_logits(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy for the causal LMs, classification cross-entropy otherwise."""
-    logits = model(x).logits
     if name in ("gpt2", "llama"):
         return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), y[:, 1:].reshape(-1))
-    return nn.functional.cross_entropy(logits.reshape(BATCH, -1), y)
+    return nn.functional.cross_entropy(logits.reshape(y.shape[0], -1), y)
 
 
 def scale_weights(model: nn.Module, factor: float) -> nn.Module:

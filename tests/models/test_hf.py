@@ -14,6 +14,7 @@ from tests.models.support import (
     batch,
     gpt2,
     hidden_states,
+    loss_from_logits,
     loss_of,
     norm,
     remove_residuals,
@@ -57,7 +58,7 @@ def test_probe_norms_equal_autograd(name):
         out, states = hidden_states(name, model, x)
         model.zero_grad(set_to_none=True)
         logits = out.logits
-        _loss(name, logits, y).backward()
+        loss_from_logits(name, logits, y).backward()
         step = probe.step()
     want_w = [norm(layer.weight.grad) for layer in probe.layers]
     assert step.weight_grad == pytest.approx(want_w, rel=1e-5)
@@ -69,20 +70,12 @@ def test_probe_norms_equal_autograd(name):
         assert len(step.boundary_grad) == n + 1
 
 
-def _loss(name, logits, y):
-    from torch.nn import functional as F
-
-    if name in ("gpt2", "llama"):
-        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), y[:, 1:].reshape(-1))
-    return F.cross_entropy(logits.reshape(y.shape[0], -1), y)
-
-
 def test_last_boundary_is_the_last_blocks_output_by_retain_grad():
     model = _build("bert")
     x, y = batch("bert")
     with GradientProbe(model) as probe:
         out, states = hidden_states("bert", model, x)
-        _loss("bert", out.logits, y).backward()
+        loss_from_logits("bert", out.logits, y).backward()
         step = probe.step()
     assert step.boundary_grad == pytest.approx([norm(h.grad) for h in states], rel=1e-5)
 
@@ -157,7 +150,8 @@ def test_gpt2_without_residuals_collapses_its_tokens():
         model(x)
     probe.collect()
     res = [r.token_res for _, _, r in probe.tokens]
-    found = diagnose_tokens(res, [r.token_erank_ratio for _, _, r in probe.tokens], [n for n, _, _ in probe.tokens])
+    eranks = [r.token_erank_ratio for _, _, r in probe.tokens]
+    found = diagnose_tokens(res, eranks, [n for n, _, _ in probe.tokens])
     # Causal attention: token 0 only sees itself, so the tokens never become identical (res stays
     # ~0.05 at 6 layers) but they span ever fewer directions: the erank retention rule fires.
     assert {f.rule for f in found} == {"tokens.retention"}, res

@@ -81,7 +81,8 @@ def test_torch_transformer_layers_are_blocks_and_their_attention_is_weighed():
 
 def test_mha_with_other_key_dims_lists_q_k_v():
     mha = nn.MultiheadAttention(8, 2, kdim=4, vdim=4)
-    assert [la.name for la in find_layers(nn.Sequential(mha))] == ["0.q_proj", "0.k_proj", "0.v_proj", "0.out_proj"]
+    names = [la.name for la in find_layers(nn.Sequential(mha))]
+    assert names == ["0.q_proj", "0.k_proj", "0.v_proj", "0.out_proj"]
 
 
 def test_no_block_found_is_an_empty_list_with_a_hint():
