@@ -81,12 +81,16 @@ def test_last_boundary_is_the_last_blocks_output_by_retain_grad():
 
 
 def _monitor(model, name, features=True):
+    """One recorded step of the Monitor; its weight norms checked against p.grad on the way."""
     monitor = Monitor(model, every=1, features=features)
     x, y = batch(name)
     if x.is_floating_point() and next(model.parameters()).dtype == torch.float64:
         x = x.double()
     with monitor.record(0) as rec:
         loss_of(name, model, x, y).backward()
+    layers = find_layers(model)
+    got = [la.grad_norm for la in rec.recording.result.layers]
+    assert got == pytest.approx([norm(la.weight.grad) for la in layers], rel=1e-5)
     return rec.recording
 
 
@@ -163,3 +167,18 @@ def test_gpt2_without_residuals_collapses_its_tokens():
     assert diagnose_tokens([r.token_res for _, _, r in probe.tokens],
                            [r.token_erank_ratio for _, _, r in probe.tokens],
                            [n for n, _, _ in probe.tokens]) == []
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama", "bert", "vit"])
+def test_monitor_boundaries_equal_retain_grad_on_hidden_states(name):
+    model = _build(name)
+    x, y = batch(name)
+    x = x.double() if x.is_floating_point() else x
+    monitor = Monitor(model, every=1)
+    with monitor.record(0) as rec:
+        out, states = hidden_states(name, model, x)
+        loss_from_logits(name, out.logits, y).backward()
+    n = len(monitor.blocks)
+    got = [b.grad_norm for b in rec.recording.result.boundaries]
+    assert len(got) == n + 1
+    assert got[:n] == pytest.approx([norm(h.grad) for h in states[:n]], rel=1e-5)
