@@ -21,8 +21,9 @@ import time
 import torch
 
 from resdiag.errors import ResdiagError
-from resdiag.run.gradflow import grad_flow_config
-from resdiag.run.rank import rank_config
+from resdiag.run.gradflow import run_grad_flow
+from resdiag.run.rank import run_rank
+from resdiag.run.target import TargetSpec
 from resdiag.zoo import resolve
 
 CNN = [(f, n) for f in ("plain", "resnet", "preact_resnet") for n in ("batch", "none")]
@@ -53,8 +54,9 @@ def fmt(x: float) -> str:
 
 def measure(family, depth, norm, seeds, device, batch_gf, batch_rank):
     cfg = resolve(family, depth, norm=norm)
-    gf = [grad_flow_config(cfg, seed=s, batches_=4, batch_size=batch_gf, device=device) for s in seeds]
-    rk = [rank_config(cfg, seed=s, batch_size=batch_rank, device=device) for s in seeds]
+    gf = [run_grad_flow(TargetSpec(arch=cfg, seed=s), batches=4, batch_size=batch_gf, device=device)
+          for s in seeds]
+    rk = [run_rank(TargetSpec(arch=cfg, seed=s), batch_size=batch_rank, device=device) for s in seeds]
     row = {
         "boundary_ratio": med([r.summary.boundary_ratio for r in gf]),
         "growth": med([r.summary.growth_per_block for r in gf]),

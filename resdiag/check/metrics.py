@@ -1,8 +1,9 @@
 """The numbers ``resdiag check`` gates on, and the limit keys over them: plain data.
 
 Each metric is declared once in ``resdiag.metrics.registry`` (a field of a probe's summary;
-docs/gradflow.md has the formulas). A limit is a ``max_*`` or ``min_*`` key of a ``gates`` table; its default, where it
-has one, is the threshold the probe's own verdict uses (``resdiag.diagnosis.thresholds``).
+docs/gradflow.md has the formulas). A limit is a ``max_*`` or ``min_*`` key of a ``gates`` table;
+its default, where it has one, is the threshold the probe's own verdict uses
+(``resdiag.diagnosis.thresholds``).
 """
 
 from __future__ import annotations

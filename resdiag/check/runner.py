@@ -19,14 +19,12 @@ from resdiag.run.target import TargetSpec, build_target, check_memory
 
 def target_spec(spec: ModelSpec, seed: int) -> TargetSpec:
     """The target a config entry names: a built-in ``arch`` or a ``module:callable`` factory."""
-    tokens = getattr(spec, "tokens", None)
-    if tokens is not None:
-        inputs = InputSpec(kind="tokens", seq_len=tokens, vocab=getattr(spec, "vocab", None))
+    if spec.tokens is not None:
+        inputs = InputSpec(kind="tokens", seq_len=spec.tokens, vocab=spec.vocab)
     else:
         inputs = InputSpec(shape=tuple(spec.input_shape) if spec.arch is None and spec.input_shape else None)
     return TargetSpec(arch=spec.arch, factory=spec.factory, inputs=inputs, num_classes=spec.num_classes,
-                      seed=seed, loss=spec.loss, blocks=getattr(spec, "blocks", None),
-                      checkpoint=getattr(spec, "checkpoint", None))
+                      seed=seed, loss=spec.loss, blocks=spec.blocks)
 
 
 def run_model(spec: ModelSpec, seed: int, device: str) -> ModelRun:

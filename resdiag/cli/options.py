@@ -192,9 +192,9 @@ def model_options(func):
     defaults = ModelOptions()
     shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name),
                                 annotation=alias) for name, alias in MODEL_OPTIONS]
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.default is inspect.Parameter.empty]
-    params += shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own
-                        if p.default is not inspect.Parameter.empty]
+    keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+    required = [p for p in keyword if p.default is inspect.Parameter.empty]
+    params = required + shared + [p for p in keyword if p.default is not inspect.Parameter.empty]
 
     @functools.wraps(func)
     def command(**kwargs):

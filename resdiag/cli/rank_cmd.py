@@ -7,7 +7,6 @@ import typer
 from resdiag.cli import options as o
 from resdiag.cli.common import (EXIT_PROBLEM, check_outputs, failing, render, user_errors,
                                 user_prints_to_stderr)
-from resdiag.errors import ResdiagError
 
 
 @o.model_options
@@ -29,10 +28,11 @@ def rank(
         from resdiag.report.plot import plot_rank
         from resdiag.report.table import rank_compare_table, rank_tables
         from resdiag.run.rank import run_rank
+        from resdiag.thresholds_schema import check_option
 
         check_outputs(json_out, plot, target)
-        if rtol is not None and not rtol >= 0 or atol is not None and not atol >= 0:
-            raise ResdiagError("--rtol and --atol must be >= 0")
+        check_option("--rtol", rtol)
+        check_option("--atol", atol)
         spec = parse_data(data)
         thresholds = RankThresholds(min_retention, min_rank1_distance, min_weight_erank)
         with user_prints_to_stderr():

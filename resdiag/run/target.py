@@ -175,7 +175,8 @@ def _inputs(spec: TargetSpec, model: nn.Module) -> InputSpec:
 
 def _check_forward(model: nn.Module, spec: TargetSpec, inputs: InputSpec) -> tuple[int, bool]:
     """One forward pass of two samples in eval mode, with autograd on (so an output that cannot
-    carry a gradient shows); returns the width of the logits and whether they are (batch, T, V). The model is left as it was."""
+    carry a gradient shows); returns the width of the logits and whether they are (batch, T, V).
+    The model is left as it was."""
     from resdiag.run.common import preserved
 
     batch = probe_batch(inputs)

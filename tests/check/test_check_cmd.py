@@ -174,3 +174,16 @@ def test_bad_format_is_a_usage_error(cli, config):
     code, out, err = cli("check", "-c", config(), "--format", "xml")
     assert code == 2 and out == ""
     assert err == "resdiag: error: unknown --format 'xml': use human, json, github\n"
+
+
+def test_token_models_and_inconclusive_verdicts_fail_the_gate(cli, config):
+    """A language model fed token ids (``tokens``; the vocabulary from its embedding); it has no block
+    resdiag can find, so its grad-flow verdict is inconclusive, which the verdict gate fails."""
+    text = ("batches = 1\nbatch_size = 4\nrank_batch_size = 8\n"
+            "[[models]]\nname = 'lm'\nmodel = 'tests.run.factories:tiny_lm'\ntokens = 6\n")
+    code, out, _ = cli("check", "-c", config(text=text), "--format", "json")
+    d = json.loads(out)
+    model = d["models"][0]
+    assert model["fingerprint"]["config"]["inputs"] == {"kind": "tokens", "seq_len": 6, "vocab": 97}
+    assert model["verdicts"]["grad-flow"]["status"] == "inconclusive"
+    assert code == 1 and not next(g for g in d["gates"] if g["id"] == "lm.verdict.grad-flow")["passed"]

@@ -140,8 +140,6 @@ def test_numerical_rank_tolerances_out_of_range_are_refused(option):
             check_option(option, value)
 
 
-@pytest.mark.xfail(strict=True, reason="resdiag/cli/app.py (spine) does not call check_option yet: "
-                   "rank --rtol inf measures every numerical rank as 0 and exits 0")
 @pytest.mark.parametrize("option", list(OPTION_RANGES))
 def test_the_cli_refuses_a_numerical_rank_tolerance_out_of_range(option):
     code, _, err = invoke_out(["rank", *TINY, f"{option}=inf"])

@@ -45,7 +45,8 @@ def test_model_options_are_one_list():
 
 
 def test_modules_stay_small():
-    big = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if len(p.read_text().splitlines()) > 320]
+    big = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+           if len(p.read_text().splitlines()) > 320]
     assert big == []
 
 

@@ -32,7 +32,8 @@ def reference(name: str, loss: str = "cross_entropy"):
         e = model(input_ids=ids, labels=ids).loss  # HuggingFace's own shifted loss
     else:
         logits = model(input_ids=ids).logits
-        e = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, factories.VOCAB), ids[:, 1:].reshape(-1))
+        v = factories.VOCAB
+        e = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, v), ids[:, 1:].reshape(-1))
     head = model.get_submodule(HEAD[name]).weight
     (g,) = torch.autograd.grad(e, [head])
     return float(e.detach()), float(g.norm())

@@ -29,8 +29,10 @@ def test_rank_result_and_round_trip():
 
 
 def test_deep_plain_mlp_collapses_and_residual_does_not():
-    plain = run_rank(TargetSpec(arch=resolve("plain_mlp", 256, width=32, input_shape=(16,))), batch_size=64, device="cpu")
-    res = run_rank(TargetSpec(arch=resolve("mlp", 256, width=32, input_shape=(16,))), batch_size=64, device="cpu")
+    plain = run_rank(TargetSpec(arch=resolve("plain_mlp", 256, width=32, input_shape=(16,))), batch_size=64,
+                     device="cpu")
+    res = run_rank(TargetSpec(arch=resolve("mlp", 256, width=32, input_shape=(16,))), batch_size=64,
+                   device="cpu")
     assert plain.summary.feature_erank_retention < res.summary.feature_erank_retention
     assert plain.verdict.status == "collapse" and res.verdict.status == "healthy"
 

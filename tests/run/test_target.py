@@ -33,7 +33,8 @@ def tiny(name="resnet8"):
 
 def grad_json(tmp_path, *args):
     out = tmp_path / "g.json"
-    code, _, err = invoke_out(["grad-flow", *args, "-k", "1", "-b", "4", "--device", "cpu", "--json", str(out)])
+    code, _, err = invoke_out(["grad-flow", *args, "-k", "1", "-b", "4", "--device", "cpu",
+                               "--json", str(out)])
     return code, err, (json.loads(out.read_text()) if code == 0 else None)
 
 
@@ -74,7 +75,7 @@ def test_sequence_logits_take_next_token_cross_entropy():
     r = grad_flow(target, batches=1, batch_size=3, device="cpu")
     logits = model(ids)
     manual = -torch.log_softmax(logits, -1)[:, :-1].gather(-1, ids[:, 1:, None]).mean()
-    assert r.run.loss == pytest.approx(float(manual), rel=1e-6)
+    assert r.run.loss == pytest.approx(float(manual.detach()), rel=1e-6)
     assert r.run.objective == "next_token_cross_entropy"
 
 
@@ -135,7 +136,8 @@ def test_seed_reaches_model_factories(at_root, tmp_path, command):
                                    "-b", "4", "--device", "cpu", "--seed", str(seed), "--json", str(out)])
         assert code == 0, err
         d = json.loads(out.read_text())
-        return d["run"]["loss"], [w.get("grad_norm", w.get("erank")) for w in d.get("layers", d.get("weights"))]
+        rows = d.get("layers", d.get("weights"))
+        return d["run"]["loss"], [w.get("grad_norm", w.get("erank")) for w in rows]
 
     a, b, c = run(3), run(3), run(4)
     assert a == b

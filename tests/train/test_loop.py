@@ -29,7 +29,8 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, tiny):
     a, b = tmp_path / "a", tmp_path / "b"
     straight = run_training(TargetSpec(arch=tiny), RECIPE, options(a, record_every=4))
     with pytest.raises(Interrupted) as exc:  # Ctrl-C in step 6; the checkpoint of step 5 stays
-        run_training(TargetSpec(arch=tiny), RECIPE, options(b, record_every=4, checkpoint_every=5), on_step=stop_at(6))
+        run_training(TargetSpec(arch=tiny), RECIPE, options(b, record_every=4, checkpoint_every=5),
+                     on_step=stop_at(6))
     assert (exc.value.step, exc.value.checkpoint_step) == (6, 5)
     assert torch.load(b / "checkpoint.pt", weights_only=True)["step"] == 5
     resumed = run_training(None, {}, options(b, record_every=4), resume=b / "checkpoint.pt")
