@@ -235,3 +235,18 @@ def test_sweep_recomputes_cells_of_other_settings_and_cells_without_metrics(tmp_
     del d["metrics"]
     path.write_text(json.dumps(d))
     assert sweep(16)[1] == [True]  # a cell file without metrics is recomputed, not a crash
+
+
+# ----------------------------------------------------------------------------- memory message
+
+@pytest.mark.parametrize("backward", [True, False])
+def test_the_memory_message_names_the_largest_batch_that_fits(backward):
+    from resdiag.run.memory import HEADROOM, _culprit, estimate_bytes
+    from resdiag.zoo import resolve
+
+    cfg, free = resolve("resnet1202"), 21 * 2**30
+    message = _culprit(cfg, backward, free)
+    batch = int(message.split("about ")[1].split(" ")[0].replace(",", ""))
+    assert estimate_bytes(cfg, batch, backward) <= HEADROOM * free < estimate_bytes(cfg, batch + 1, backward)
+    huge = resolve("resnet8", width=64, num_classes=10**8)  # the classifier alone is ~4.6 TB
+    assert "--num-classes" in _culprit(huge, backward, free) and "does not help" in _culprit(huge, backward, free)

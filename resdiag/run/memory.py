@@ -90,9 +90,13 @@ def _culprit(cfg: ModelConfig, backward: bool, free: int) -> str:
     if fixed > HEADROOM * free:
         return (f"its weights alone need {_gib(fixed)}: lower --width, --depth or --num-classes "
                 "(--batch-size does not help)")
-    one = estimate_bytes(cfg, 1, backward)
-    largest = int((HEADROOM * free - fixed) // max(1, one - fixed))
-    return f"lower --batch-size (about {largest:,} fits)" if largest >= 1 else \
+    lo, hi = 0, 1  # the largest batch whose estimate fits (the Gram term grows as batch^2): bisect
+    while estimate_bytes(cfg, hi, backward) <= HEADROOM * free:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if estimate_bytes(cfg, mid, backward) <= HEADROOM * free else (lo, mid)
+    return f"lower --batch-size (about {lo:,} fits)" if lo >= 1 else \
         "even a batch of 1 does not fit: lower --width or --depth"
 
 
