@@ -60,8 +60,10 @@ def save(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 def load(path: Path) -> Saved:
     """The checkpoint in ``path``; a ResdiagError for anything that is not a resdiag training one."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
         raise missing(path, "--resume")
+    if not path.is_file():
+        raise ResdiagError(f"--resume {path}: no such file")
     obj = torch_load(path, f"--resume {path}")
     if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
         raise ResdiagError(f"--resume {path} is not a checkpoint written by 'resdiag train' "
