@@ -45,7 +45,8 @@ def failing_mkstemp(prefix_start: str, err: int):
 
 def test_a_full_disk_on_the_second_output_writes_neither(tmp_path, monkeypatch):
     monkeypatch.setattr("resdiag.results.common.tempfile.mkstemp", failing_mkstemp(".p.png.", errno.ENOSPC))
-    code, err = invoke(["grad-flow", *TINY, "--json", str(tmp_path / "ok.json"), "--plot", str(tmp_path / "p.png")])
+    code, err = invoke(["grad-flow", *TINY, "--json", str(tmp_path / "ok.json"),
+                        "--plot", str(tmp_path / "p.png")])
     assert code == 2 and err.count("\n") == 1, err
     assert "p.png" in err and "No space left" in err
     assert listing(tmp_path) == {}  # neither file, and no temporary file
@@ -83,7 +84,8 @@ def test_step_summary_checked_before_the_gates_run(tmp_path, monkeypatch, summar
     cfg.write_text(CONFIG)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / summary))
     monkeypatch.setattr("resdiag.check.runner.run_model", lambda *a, **k: pytest.fail("gates ran"))
-    code, err = invoke(["check", "--config", str(cfg), "--format", "github", "--junitxml", str(tmp_path / "j.xml")])
+    code, err = invoke(["check", "--config", str(cfg), "--format", "github",
+                        "--junitxml", str(tmp_path / "j.xml")])
     assert code == 2 and message in err, err
 
 
@@ -124,7 +126,8 @@ def test_a_closed_stdout_loses_no_file_and_keeps_the_exit_code(tmp_path):
     assert code == 0 and err == "", err
     assert json.loads((tmp_path / "o.json").read_text())["schema"] == "resdiag.grad-flow"
     assert (tmp_path / "p.png").stat().st_size > 0
-    code, err = run_closed(["grad-flow", *TINY, "--strict", "--vanish-ratio", "0.99", "--explode-ratio", "1.01"])
+    code, err = run_closed(["grad-flow", *TINY, "--strict", "--vanish-ratio", "0.99",
+                            "--explode-ratio", "1.01"])
     assert code in (0, 1) and "Traceback" not in err  # --strict's own verdict, never rich's exit 1
 
 
@@ -183,7 +186,8 @@ def test_overwrite_replaces_the_run_once_the_new_one_has_a_checkpoint(tmp_path, 
     old = (out / "checkpoint.pt").read_bytes()
     assert invoke(["train", *tiny_train, "--seed", "1", "--out", str(out), "--overwrite"])[0] == 0
     assert (out / "checkpoint.pt").read_bytes() != old and not (out / ".replaced").exists()
-    starts = [x for x in map(json.loads, (out / "train.jsonl").read_text().splitlines()) if x["type"] == "start"]
+    lines = map(json.loads, (out / "train.jsonl").read_text().splitlines())
+    starts = [x for x in lines if x["type"] == "start"]
     assert len(starts) == 1  # one run in the log
 
 
@@ -249,4 +253,5 @@ def test_the_memory_message_names_the_largest_batch_that_fits(backward):
     batch = int(message.split("about ")[1].split(" ")[0].replace(",", ""))
     assert estimate_bytes(cfg, batch, backward) <= HEADROOM * free < estimate_bytes(cfg, batch + 1, backward)
     huge = resolve("resnet8", width=64, num_classes=10**8)  # the classifier alone is ~4.6 TB
-    assert "--num-classes" in _culprit(huge, backward, free) and "does not help" in _culprit(huge, backward, free)
+    message = _culprit(huge, backward, free)
+    assert "--num-classes" in message and "does not help" in message

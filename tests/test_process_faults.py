@@ -35,7 +35,8 @@ def wait_for(predicate, timeout: float = 60) -> None:
 
 def test_a_pipe_closed_by_its_reader_loses_no_file(tmp_path):
     proc = start(["grad-flow", "--arch", "resnet8", "--width", "0.25", "--input-shape", "3,8,8",
-                  "--batch-size", "4", "--batches", "1", "--device", "cpu", "--json", str(tmp_path / "o.json"),
+                  "--batch-size", "4", "--batches", "1", "--device", "cpu",
+                  "--json", str(tmp_path / "o.json"),
                   "--plot", str(tmp_path / "p.png")], tmp_path, stdout=subprocess.PIPE)
     proc.stdout.close()  # like `| head -0`: every write to stdout meets a closed pipe
     err = proc.stderr.read()
@@ -60,7 +61,8 @@ def test_a_signal_mid_run_is_one_line_and_no_litter(tmp_path, sig, code, line):
 
 def test_a_user_thread_that_never_ends_does_not_hold_resdiag(tmp_path):
     proc = start(["grad-flow", "--model", "tests.run.factories:threaded", "--input-shape", "8",
-                  "--batch-size", "4", "--batches", "1", "--device", "cpu"], tmp_path, stdout=subprocess.DEVNULL)
+                  "--batch-size", "4", "--batches", "1", "--device", "cpu"], tmp_path,
+                 stdout=subprocess.DEVNULL)
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err  # the thread sleeps 600 s
     assert "left 1 thread(s) running" in err

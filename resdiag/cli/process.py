@@ -111,7 +111,8 @@ def early_interrupts() -> None:
     one line instead of an import traceback. Only for the ``resdiag`` program itself: a library
     user's interrupts are left alone. ``Guard`` replaces it when the command starts."""
     program = sys.argv[0] if sys.argv else ""
-    if os.path.basename(program) != "resdiag" and not program.endswith(os.path.join("resdiag", "__main__.py")):
+    module = os.path.join("resdiag", "__main__.py")
+    if os.path.basename(program) != "resdiag" and not program.endswith(module):
         return
     if threading.current_thread() is not threading.main_thread():
         return

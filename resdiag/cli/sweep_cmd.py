@@ -46,7 +46,8 @@ def sweep(
         grid = Grid(parse_list(families, str, "family"), parse_list(depths, int, "depth"),
                     parse_list(norms, str, "norm"), parse_list(shortcuts, str, "shortcut"),
                     parse_list(seeds, int, "seed"), parse_list(probes, str, "probe"),
-                    batches, batch_size, rank_batch_size, str(resolve_device(device)), tokens=tokens, vocab=vocab)
+                    batches, batch_size, rank_batch_size, str(resolve_device(device)),
+                    tokens=tokens, vocab=vocab)
         grid.cells()  # validate everything before creating the folder
         con = console()
 

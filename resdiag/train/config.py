@@ -71,7 +71,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for name in ("lr", "momentum", "weight_decay", "warmup_lr"):
         value = getattr(cfg, name)
         if not (math.isfinite(value) and 0 <= value <= FLOAT32_MAX):
-            raise ResdiagError(f"--{name.replace('_', '-')} must be a finite number >= 0 (float32), got {value}")
+            raise ResdiagError(f"--{name.replace('_', '-')} must be a finite number >= 0 (float32), "
+                               f"got {value}")
     if cfg.momentum >= 1:  # the velocity's decay factor: at >= 1 it never decays and SGD diverges
         raise ResdiagError(f"--momentum must be in [0, 1), got {cfg.momentum:g}")
     check_seed(cfg.seed)
