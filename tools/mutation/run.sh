@@ -18,7 +18,17 @@ cp "$ROOT/tools/mutation/setup.cfg" "$WORK/setup.cfg"
 cd "$WORK"
 # The scratch copy must be what the tests import, never an installed resdiag.
 unset PYTHONPATH
+# mutmut maps tests to functions once and afterwards only for new tests, so a function that is new
+# since the last run would read "no tests": drop the map and let it be rebuilt (one traced pass).
+rm -f mutants/mutmut-stats.json
 "$MUTMUT" run --max-children "$CHILDREN" "$@"
+if [ $# -eq 0 ]; then
+    # Cached "survived"/"no tests" verdicts predate any test added since: test those mutants again.
+    mapfile -t again < <("$MUTMUT" results | sed -n 's/^ *\([^ ]*\): \(survived\|no tests\)$/\1/p')
+    if [ ${#again[@]} -gt 0 ]; then
+        "$MUTMUT" run --max-children "$CHILDREN" "${again[@]}"
+    fi
+fi
 "$MUTMUT" export-cicd-stats
 cat mutants/mutmut-cicd-stats.json
 echo
