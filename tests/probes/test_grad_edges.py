@@ -44,8 +44,17 @@ def _rank(rank, world, init, out):
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
+    # Rank 0 runs in this process (so that tools which trace calls in-process, such as the mutation
+    # run, see the probe's all-reduce), rank 1 in a fresh one.
     tmp = tmp_path_factory.mktemp("dist")
-    mp.spawn(_rank, args=(2, f"file://{tmp / 'init'}", str(tmp / "norms")), nprocs=2, join=True)
+    args = (2, f"file://{tmp / 'init'}", str(tmp / "norms"))
+    other = mp.get_context("spawn").Process(target=_rank, args=(1, *args))
+    other.start()
+    try:
+        _rank(0, *args)
+    finally:
+        other.join(timeout=120)
+    assert other.exitcode == 0
     return [json.loads((tmp / f"norms.{r}").read_text()) for r in range(2)]
 
 
