@@ -42,6 +42,7 @@ class GradStep:
     boundary_grad: tuple[float, ...]  # ||dE/dx_l|| for l = 0..L, in forward order
     boundary_shapes: tuple[tuple[int, ...], ...]
     boundary_names: tuple[str, ...]
+    output_grad: float = math.nan  # ||dE/d output|| of the model's (first tensor) output; NaN if none
 
 
 class GradientProbe(BoundaryHooks):
@@ -67,12 +68,14 @@ class GradientProbe(BoundaryHooks):
         self._wgrad: list[torch.Tensor | None] = []  # this step's gradient of each weight
         self._bgrad: list[torch.Tensor | None] = []
         self._bmeta: list[tuple[str, tuple[int, ...]]] = []
+        self._ograd: torch.Tensor | None = None
 
     def _install(self) -> None:
         with torch.no_grad():
             norms = l2_norms([layer.weight for layer in self.layers])
             self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._wgrad = [None] * len(self.layers)
+        self._handles.append(self.model.register_forward_hook(self._output_hook))
         for i, layer in enumerate(self.layers):
             if layer.weight.requires_grad and self.weights_from == "hook":
                 self._handles.append(layer.weight.register_hook(self._weight_hook(i)))
@@ -96,6 +99,16 @@ class GradientProbe(BoundaryHooks):
 
         tensor.register_hook(hook)
 
+    def _output_hook(self, module, args, output) -> None:
+        """||dE/d output||: tells a loss that is flat in the output (nothing to judge) from a
+        network that passes no gradient back from its output (vanishing)."""
+        out = _first_tensor(output)
+        if out is not None and out.requires_grad:
+            def hook(grad: torch.Tensor) -> None:
+                self._ograd = l2_norm(grad)
+
+            out.register_hook(hook)
+
     # -- steps -------------------------------------------------------------------------------
     def step(self, all_reduce: bool = False) -> GradStep:
         """Close one forward+backward: move this step's norms to the host in one sync.
@@ -112,23 +125,39 @@ class GradientProbe(BoundaryHooks):
         seen = [g is not None for g in self._wgrad]
         wnorms = iter(l2_norms([g for g in self._wgrad if g is not None]) if any(seen) else [])
         wnorms = [next(wnorms) if ok else None for ok in seen]
+        activation = [*self._bgrad, self._ograd]
         if all_reduce:
-            self._bgrad = _all_reduce_norms(self._bgrad)
-        device_values = [v for v in (*wnorms, *self._bgrad) if v is not None]
+            activation = _all_reduce_norms(activation)
+        device_values = [v for v in (*wnorms, *activation) if v is not None]
         host = iter(torch.stack(device_values).cpu().tolist() if device_values else [])
-        values = [math.nan if v is None else next(host) for v in (*wnorms, *self._bgrad)]
+        values = [math.nan if v is None else next(host) for v in (*wnorms, *activation)]
         n = len(self._wgrad)
         step = GradStep(
             weight_grad=tuple(values[:n]),
             weight_seen=tuple(seen),
-            boundary_grad=tuple(values[n:]),
+            boundary_grad=tuple(values[n:-1]),
             boundary_shapes=tuple(shape for _, shape in self._bmeta),
             boundary_names=tuple(label for label, _ in self._bmeta),
+            output_grad=values[-1],
         )
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
-        self._bgrad, self._bmeta, self._calls = [], [], {}
+        self._bgrad, self._bmeta, self._calls, self._ograd = [], [], {}, None
         return step
+
+
+def _first_tensor(output) -> torch.Tensor | None:
+    """The tensor a loss is taken of: the output itself, a mapping's "logits" (HF ModelOutput) or
+    its first tensor value, or the first tensor of a tuple or list."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        if isinstance(output.get("logits"), torch.Tensor):
+            return output["logits"]
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return next((t for t in output if isinstance(t, torch.Tensor)), None)
+    return None
 
 
 def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | None]:

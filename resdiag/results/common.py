@@ -20,7 +20,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Finding:
     rule: str  # stable id, e.g. "autotrainer.vanishing"
-    status: str  # grad-flow: "vanishing" | "exploding"; rank: "collapse" | "non_finite"
+    status: str  # grad-flow: "vanishing" | "exploding"; rank: "collapse" | "non_finite";
+    # both: "inconclusive" for a rule that could not be applied (rule id "evidence.*")
     value: float
     threshold: float
     message: str
@@ -29,7 +30,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # "healthy" or the worst finding's status
+    status: str  # "healthy" (every rule applied, none fired) or the worst finding's status
     findings: tuple[Finding, ...] = ()
 
 
