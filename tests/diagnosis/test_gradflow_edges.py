@@ -5,21 +5,22 @@ import math
 
 import pytest
 
-from resdiag.diagnosis.gradflow import AUTOTRAINER, SEED, diagnose
+from resdiag.diagnosis.gradflow import AUTOTRAINER, HE2016, diagnose
 from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.results import GradFlowSummary
 
 T = GradThresholds()
 
 
-def run(w, b, *, at_ratio=None, b_ratio=None, slope=None, **t):
-    """diagnose() on weight norms w and boundary norms b; the summary's numbers default to the
-    closed forms w[0]/w[-1], b[0]/b[-1] and the exact per-block slope of a geometric profile."""
+def run(w, b, *, at_ratio=None, b_ratio=None, slope=None, out=1.0, **t):
+    """diagnose() on weight norms w and boundary norms b, ||dE/d output|| = out; the summary's
+    numbers default to the closed forms w[0]/w[-1], b[0]/b[-1] and the exact per-block slope of a
+    geometric profile."""
     n = len(b) - 1
     at = w[0] / w[-1] if at_ratio is None else at_ratio
     br = b[0] / b[-1] if b_ratio is None else b_ratio
     s = (math.log(br) / n if n else math.nan) if slope is None else slope
-    summary = GradFlowSummary(at, br, s, math.exp(s) if math.isfinite(s) else math.nan)
+    summary = GradFlowSummary(at, br, s, math.exp(s) if math.isfinite(s) else math.nan, out)
     return diagnose(summary, list(w), [f"w{i}" for i in range(len(w))],
                     list(b), [f"x{i}" for i in range(len(b))], GradThresholds(**t))
 
@@ -65,7 +66,7 @@ def test_ratio_rules_are_strict_at_the_thresholds(rule):
     for value, status, bound in [(T.vanish_ratio * 0.99, "vanishing", T.vanish_ratio),
                                  (T.explode_ratio * 1.01, "exploding", T.explode_ratio)]:
         f = only(verdict(value), f"{rule}.{status}")
-        assert (f.status, f.threshold, f.source) == (status, bound, SEED)
+        assert (f.status, f.threshold, f.source) == (status, bound, HE2016)
         assert f.value == pytest.approx(value, rel=1e-12)
 
 
@@ -87,9 +88,13 @@ def test_slope_rule_extrapolates_over_the_number_of_blocks(blocks):
     assert f.message.startswith(f"fitted end-to-end factor exp({blocks} * slope) = ")
 
 
-def test_slope_of_a_single_boundary_extrapolates_over_zero_blocks():
+def test_a_single_boundary_is_inconclusive_not_extrapolated():
     v = run([1.0, 1.0], [1.0], b_ratio=math.nan, slope=-5.0)
-    assert not v.findings and v.status == "healthy"
+    (f,) = v.findings
+    assert v.status == "inconclusive"
+    assert (f.rule, f.status, f.value, f.threshold, f.source) == ("evidence.boundaries", "inconclusive",
+                                                                 1.0, 2.0, HE2016)
+    assert "--blocks REGEX" in f.message
 
 
 def test_autotrainer_vanishing_fields_and_strictness():
@@ -113,23 +118,67 @@ def test_autotrainer_exploding_fields_and_strictness():
 
 
 def test_autotrainer_needs_weights_and_a_finite_ratio():
-    assert not run([], [1.0, 1.0], at_ratio=1e-9).findings
-    assert not run([1e-9, 1.0], [1.0, 1.0], at_ratio=math.nan).findings
+    v = run([], [1.0, 1.0], at_ratio=1e-9)
+    (f,) = v.findings
+    assert v.status == "inconclusive"
+    assert (f.rule, f.value, f.threshold, f.source) == ("evidence.weights", 0.0, 1.0, AUTOTRAINER)
+    v = run([1e-9, 1.0], [1.0, 1.0], at_ratio=math.nan)
+    (f,) = v.findings
+    assert (f.rule, f.status, f.source) == ("evidence.weights", "inconclusive", AUTOTRAINER)
+    assert math.isnan(f.value) and math.isnan(f.threshold)
 
 
-def test_zero_rule_fields_and_conditions():
+def test_zero_at_the_input_fields_and_conditions():
     f = only(run([1.0, 1.0], [0.0, 1.0], b_ratio=0.0, slope=math.nan), "zero")
-    assert (f.status, f.value, f.threshold, f.source) == ("vanishing", 0.0, 0.0, SEED)
+    assert (f.status, f.value, f.threshold, f.source) == ("vanishing", 0.0, 0.0, HE2016)
     assert f.message == "||dE/dx_0|| is exactly 0: no gradient reaches the first block"
     # Deeper profiles: x_0 against x_L, whatever lies between.
     assert only(run([1.0, 1.0], [0.0, 0.0, 1.0], b_ratio=0.0, slope=math.nan), "zero")
-    assert not run([1.0, 1.0], [0.0, 1.0, 0.0], b_ratio=math.nan, slope=math.nan).findings
-    # x_L = 0 too: 0/0, nothing flows anywhere, but that is the weight rule's business, not this one.
-    assert not run([1.0, 1.0], [0.0, 0.0], b_ratio=math.nan, slope=math.nan).findings
-    # One boundary: no x_0 to x_L comparison.
-    assert not run([1.0, 1.0], [0.0], b_ratio=math.nan, slope=math.nan).findings
-    f = only(run([0.0, 0.0], [1.0, 1.0], at_ratio=math.nan), "zero")
-    assert f.message == "every weight gradient is exactly 0" and f.status == "vanishing"
-    # Some weight gradient non-zero: not this rule.
-    assert not run([0.0, 1.0], [1.0, 1.0], at_ratio=math.nan).findings
-    assert not run([], [1.0, 1.0], at_ratio=math.nan).findings
+    assert not run([1.0, 1.0], [1.0, 0.0, 1.0], b_ratio=1.0, slope=0.0).findings
+
+
+@pytest.mark.parametrize("out, status, rule", [(2.0, "vanishing", "zero"),
+                                               (0.0, "inconclusive", "evidence.output"),
+                                               (math.nan, "inconclusive", "evidence.output")])
+def test_nothing_at_x_L_depends_on_the_output_gradient(out, status, rule):
+    # x_L = 0: vanishing if the output received a gradient (the head passes none back), else there
+    # is nothing to judge; x_0 = 0 as well is not a second "zero" finding.
+    v = run([1.0, 1.0], [0.0, 1.0, 0.0], b_ratio=math.nan, slope=math.nan, out=out)
+    (f,) = v.findings
+    assert v.status == status and (f.rule, f.status, f.value, f.threshold, f.source) == (
+        rule, status, 0.0, 0.0, HE2016)
+    if out > 0:
+        assert f.message == f"||dE/dx_L|| is exactly 0 while ||dE/d output|| = {out:.3g}: no gradient passes back from the output"
+    elif out == 0:
+        assert "the loss is flat in the model's output" in f.message
+    else:
+        assert "the gradient at the model's output was not recorded" in f.message
+
+
+@pytest.mark.parametrize("out, status, rule", [(2.0, "vanishing", "zero"),
+                                               (0.0, "inconclusive", "evidence.weights"),
+                                               (math.nan, "inconclusive", "evidence.weights")])
+def test_a_zero_last_weight_gradient_depends_on_the_output_gradient(out, status, rule):
+    v = run([1.0, 0.0], [1.0, 1.0], at_ratio=math.inf, out=out)
+    (f,) = v.findings
+    assert v.status == status and (f.rule, f.status, f.value, f.threshold) == (rule, status, 0.0, 0.0)
+    assert f.source == (HE2016 if rule == "zero" else AUTOTRAINER)
+    if out > 0:
+        assert f.message == (f"the last layer's weight gradient is exactly 0 while ||dE/d output|| = "
+                             f"{out:.3g}: its input is 0")
+    else:
+        assert f.message.startswith("the last layer's weight gradient is exactly 0 and ")
+        assert f.message.endswith(": the AUTOTRAINER rules were not applied")
+    # The first layer at 0 and the last not: that is the AUTOTRAINER ratio's business (0 < 1e-3).
+    assert only(run([0.0, 1.0], [1.0, 1.0], out=out), "autotrainer.vanishing")
+
+
+def test_non_finite_suppresses_the_evidence_rules():
+    v = run([1.0, math.nan], [1.0, 0.0], at_ratio=math.nan, b_ratio=math.nan, slope=math.nan, out=0.0)
+    assert [f.rule for f in v.findings] == ["non_finite"] and v.status == "exploding"
+
+
+def test_inconclusive_ranks_between_healthy_and_vanishing():
+    v = run([], [1e-6, 1.0], at_ratio=math.nan)  # no weights (inconclusive) and a vanishing boundary ratio
+    assert {f.status for f in v.findings} == {"inconclusive", "vanishing"}
+    assert v.status == "vanishing"

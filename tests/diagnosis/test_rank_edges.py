@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from resdiag.diagnosis.rank import DONG, SEED, diagnose_rank
+from resdiag.diagnosis.rank import DONG, DEGRADATION, diagnose_rank
 from resdiag.diagnosis.thresholds import RankThresholds
 from resdiag.results import FeatureRankRow, RankSummary, WeightRank
 
@@ -20,7 +20,14 @@ def make(cls, **kw):
     return cls(**{**values, **kw})
 
 
-def verdict(weights=(), features=(), **summary):
+def healthy_rows(cls, n=2):
+    return [make(cls, name=f"{cls.__name__}{i}") for i in range(n)]
+
+
+def verdict(weights=None, features=None, **summary):
+    """diagnose_rank on healthy weights and features (two boundaries) unless given."""
+    weights = healthy_rows(WeightRank) if weights is None else weights
+    features = healthy_rows(FeatureRankRow) if features is None else features
     return diagnose_rank(make(RankSummary, **summary), tuple(weights), tuple(features))
 
 
@@ -30,16 +37,34 @@ def only(v, rule):
 
 
 def test_healthy_placeholders_are_healthy():
-    v = verdict([make(WeightRank, name="w0")], [make(FeatureRankRow, name="x0")])
+    v = verdict()
     assert v.status == "healthy" and v.findings == ()
+
+
+def test_evidence_rules_fields():
+    v = verdict(features=healthy_rows(FeatureRankRow, 1), weights=[])
+    assert v.status == "inconclusive"
+    f, g = v.findings
+    assert (f.rule, f.status, f.value, f.threshold, f.source) == (
+        "evidence.features", "inconclusive", 1.0, 2.0, DEGRADATION)
+    assert "--blocks REGEX" in f.message
+    assert (g.rule, g.status, g.value, g.threshold, g.source) == (
+        "evidence.weights", "inconclusive", 0.0, 1.0, DEGRADATION)
+    (f,) = verdict(feature_erank_ratio_first=0.0).findings
+    assert (f.rule, f.status, f.value, f.threshold) == ("evidence.features", "inconclusive", 0.0, 0.0)
+    (f,) = verdict(feature_erank_ratio_first=math.nan).findings
+    assert f.rule == "evidence.features" and math.isnan(f.value)
+    # A non-finite feature row is its own finding, not also "erank 0 at x_0".
+    rows = [make(FeatureRankRow, name="a", finite=False), make(FeatureRankRow, name="b")]
+    assert [f.rule for f in verdict(features=rows, feature_erank_ratio_first=0.0).findings] == ["non_finite"]
 
 
 @pytest.mark.parametrize("kind, cls", [("weight", WeightRank), ("features", FeatureRankRow)])
 def test_non_finite_names_the_first_bad_row_in_forward_order(kind, cls):
     rows = [make(cls, name="a"), make(cls, name="b", finite=False), make(cls, name="c", finite=False)]
-    v = verdict(rows if kind == "weight" else (), rows if kind == "features" else ())
+    v = verdict(rows if kind == "weight" else None, rows if kind == "features" else None)
     f = only(v, "non_finite")
-    assert v.status == "non_finite" and f.status == "non_finite" and f.source == SEED
+    assert v.status == "non_finite" and f.status == "non_finite" and f.source == DEGRADATION
     assert math.isnan(f.value) and math.isnan(f.threshold)
     assert f.message == f"non-finite {kind} at b (first in forward order)"
 
@@ -49,6 +74,9 @@ def test_non_finite_outranks_collapse():
                 feature_erank_retention=0.01)
     assert {f.status for f in v.findings} == {"non_finite", "collapse"}
     assert v.status == "non_finite"
+    v = verdict([], feature_erank_retention=0.01)  # collapse outranks inconclusive
+    assert {f.status for f in v.findings} == {"inconclusive", "collapse"}
+    assert v.status == "collapse"
 
 
 def test_retention_rule_fields_and_strictness():
@@ -57,7 +85,7 @@ def test_retention_rule_fields_and_strictness():
     v = verdict(feature_erank_retention=0.2, feature_erank_ratio_first=0.8, feature_erank_ratio_last=0.16)
     f = only(v, "features.retention")
     assert v.status == "collapse" == f.status
-    assert (f.value, f.threshold, f.source) == (0.2, T.feature_retention, SEED)
+    assert (f.value, f.threshold, f.source) == (0.2, T.feature_retention, DEGRADATION)
     assert f.message == (f"feature erank ratio falls from {0.8:.3g} at x_0 to {0.16:.3g} at x_L "
                          f"(retention {0.2:.3g} < {T.feature_retention:g})")
 
@@ -75,7 +103,7 @@ def test_weight_rule_counts_the_low_layers_and_names_the_lowest():
                make(WeightRank, name="c", erank_ratio=T.weight_erank_ratio),  # at the bound: not low
                make(WeightRank, name="d", erank_ratio=math.nan), make(WeightRank, name="e", erank_ratio=0.9)]
     f = only(verdict(weights), "weights.erank")
-    assert (f.status, f.value, f.threshold, f.source) == ("collapse", 0.02, T.weight_erank_ratio, SEED)
+    assert (f.status, f.value, f.threshold, f.source) == ("collapse", 0.02, T.weight_erank_ratio, DEGRADATION)
     assert f.message == (f"2 weight matrices have erank ratio < {T.weight_erank_ratio:g}; "
                          f"lowest {0.02:.3g} at b")
     assert not verdict(weights[2:]).findings
@@ -84,6 +112,6 @@ def test_weight_rule_counts_the_low_layers_and_names_the_lowest():
 def test_thresholds_are_the_ones_passed():
     t = RankThresholds(feature_retention=0.9, rank1_distance=0.9, weight_erank_ratio=0.95)
     v = diagnose_rank(make(RankSummary, feature_erank_retention=0.8, rank1_distance_last=0.8),
-                      (make(WeightRank, name="w", erank_ratio=0.9),), (), t)
+                      (make(WeightRank, name="w", erank_ratio=0.9),), tuple(healthy_rows(FeatureRankRow)), t)
     assert {f.rule for f in v.findings} == {"features.retention", "features.rank1", "weights.erank"}
     assert {f.threshold for f in v.findings} == {0.9, 0.95}

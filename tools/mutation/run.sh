@@ -3,6 +3,8 @@
 # Not part of CI: it takes minutes to hours. Usage, from anywhere in the repository:
 #   tools/mutation/run.sh                  # full run, one worker
 #   tools/mutation/run.sh 'resdiag.metrics.rank*'   # only the mutants whose names match
+#   MUTATION_SAMPLE="diagnosis=1 metrics=0.3 probes=0.3" tools/mutation/run.sh   # a seeded sample
+# Environment: MUTMUT and PYTHON (the venv's mutmut and python), MUTATION_CHILDREN (default 1).
 # It works in a scratch copy ($MUTATION_DIR, default build/mutation) so the tree is never mutated;
 # mutmut keeps its results there, so a second run re-tests only what changed.
 set -euo pipefail
@@ -21,15 +23,28 @@ unset PYTHONPATH
 # mutmut maps tests to functions once and afterwards only for new tests, so a function that is new
 # since the last run would read "no tests": drop the map and let it be rebuilt (one traced pass).
 rm -f mutants/mutmut-stats.json
-"$MUTMUT" run --max-children "$CHILDREN" "$@"
-if [ $# -eq 0 ]; then
-    # Cached "survived"/"no tests" verdicts predate any test added since: test those mutants again.
-    mapfile -t again < <("$MUTMUT" results | sed -n 's/^ *\([^ ]*\): \(survived\|no tests\)$/\1/p')
-    if [ ${#again[@]} -gt 0 ]; then
-        "$MUTMUT" run --max-children "$CHILDREN" "${again[@]}"
-    fi
+PY="${PYTHON:-python3}"
+redo() {  # names of the mutants in "$1" (or all) that are not decided, or whose "survived"/"no
+          # tests" predates the tests added since
+    "$MUTMUT" results --all true | sed -n 's/^ *\([^ ]*\): \(survived\|no tests\|not checked\)$/\1/p' \
+        | { if [ -n "${1:-}" ]; then grep -Fxf "$1"; else cat; fi; }
+}
+if [ $# -gt 0 ]; then
+    "$MUTMUT" run --max-children "$CHILDREN" "$@"
+elif [ -n "${MUTATION_SAMPLE:-}" ]; then
+    # e.g. MUTATION_SAMPLE="diagnosis=1 metrics=0.3 probes=0.3": first make the mutants (testing one
+    # small function's), then test a seeded random sample of them (tools/mutation/sample.py).
+    "$MUTMUT" run --max-children "$CHILDREN" 'resdiag.metrics.gradient.x_first_non_finite__mutmut_*'
+    # shellcheck disable=SC2086
+    "$MUTMUT" results --all true | "$PY" "$ROOT/tools/mutation/sample.py" $MUTATION_SAMPLE > mutants/sample.txt
+    mapfile -t again < <(redo mutants/sample.txt)
+    if [ ${#again[@]} -gt 0 ]; then "$MUTMUT" run --max-children "$CHILDREN" "${again[@]}"; fi
+else
+    "$MUTMUT" run --max-children "$CHILDREN"
+    mapfile -t again < <(redo)
+    if [ ${#again[@]} -gt 0 ]; then "$MUTMUT" run --max-children "$CHILDREN" "${again[@]}"; fi
 fi
-"$MUTMUT" export-cicd-stats
-cat mutants/mutmut-cicd-stats.json
-echo
+SAMPLE_ARG=()
+if [ -n "${MUTATION_SAMPLE:-}" ] && [ $# -eq 0 ]; then SAMPLE_ARG=(--only mutants/sample.txt); fi
+"$MUTMUT" results --all true | "$PY" "$ROOT/tools/mutation/score.py" "${SAMPLE_ARG[@]}"
 echo "survivors: (cd $WORK && $MUTMUT results)"
