@@ -28,8 +28,9 @@ def main(argv: list[str]) -> int:
     rng = random.Random(seed)
     for package, names in sorted(by_package.items()):
         names = sorted(names)
+        rng.shuffle(names)  # a prefix of one seeded shuffle: a larger fraction extends a smaller one
         k = round(fractions.get(package, 0.0) * len(names))
-        for name in sorted(rng.sample(names, k)):
+        for name in sorted(names[:k]):
             print(name)
     return 0
 
