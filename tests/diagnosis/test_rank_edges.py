@@ -47,11 +47,16 @@ def test_evidence_rules_fields():
     f, g = v.findings
     assert (f.rule, f.status, f.value, f.threshold, f.source) == (
         "evidence.features", "inconclusive", 1.0, 2.0, DEGRADATION)
-    assert "--blocks REGEX" in f.message
+    assert f.message == ("no block boundary found, so the feature rules were not applied: name the "
+                         "blocks with --blocks REGEX (Monitor: blocks=REGEX)")
     assert (g.rule, g.status, g.value, g.threshold, g.source) == (
         "evidence.weights", "inconclusive", 0.0, 1.0, DEGRADATION)
+    assert g.message == "no conv/linear weight found, so the weight rule was not applied"
     (f,) = verdict(feature_erank_ratio_first=0.0).findings
-    assert (f.rule, f.status, f.value, f.threshold) == ("evidence.features", "inconclusive", 0.0, 0.0)
+    assert (f.rule, f.status, f.value, f.threshold, f.source) == (
+        "evidence.features", "inconclusive", 0.0, 0.0, DEGRADATION)
+    assert f.message == ("the feature erank at x_0 is 0 (every sample alike at the first block), so "
+                         "retention is undefined: use inputs that differ")
     (f,) = verdict(feature_erank_ratio_first=math.nan).findings
     assert f.rule == "evidence.features" and math.isnan(f.value)
     # A non-finite feature row is its own finding, not also "erank 0 at x_0".

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from resdiag.metrics.rank import feature_ranks, weight_spectrum
+from resdiag.metrics.rank import feature_ranks, singular_values, stable_rank, weight_spectrum
 
 
 def weightwatcher_stable_rank(w: np.ndarray) -> float:
@@ -31,3 +31,15 @@ def test_feature_ranks_refuses_a_shape_and_says_which(shape):
     with pytest.raises(ValueError, match=r"need X of shape \(batch >= 2, features >= 1\), got " +
                        repr(tuple(shape[1:])).replace("(", r"\(").replace(")", r"\)")):
         feature_ranks(torch.ones(shape))
+
+
+def test_singular_values_refuses_an_unknown_method_and_lists_the_known():
+    with pytest.raises(ValueError, match=r"^unknown method 'qr'; expected one of svd, gram$"):
+        singular_values(torch.eye(2), method="qr")
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 4)])
+def test_stable_rank_works_over_the_last_dim_of_any_batch(shape):
+    s = torch.rand(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.1
+    want = (s.square().sum(-1) / s.amax(-1).square()).numpy()
+    assert np.allclose(stable_rank(s).numpy(), want, rtol=1e-12)
