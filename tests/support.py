@@ -14,7 +14,8 @@ from resdiag.probes.layers import find_blocks, find_layers
 from resdiag.zoo import FAMILIES, parse_shortcut, resolve
 
 # Shallow instances of every family and every variant: a new family is tested once registered.
-SHALLOW = {name: 2 if fam.name.endswith("mlp") else 8 for name, fam in FAMILIES.items()}
+SHALLOW = {name: 8 if resolve(name).family == "resnet" else 2 for name in FAMILIES}
+SMALL_SHAPE = {"resnet": ((3, 8, 8), 0.25), "mlp": ((3, 8, 8), 8), "transformer": ((6,), 16)}
 VARIANTS = [{"shortcut": parse_shortcut(s)} for s in
             ("scale:0.5,0.5", "gate:-2", "shortcut_gate", "conv", "dropout:0.5")]
 VARIANTS += [{"projection": "B"}, {"norm": "none"}, {"block": "bottleneck"}]
@@ -22,8 +23,8 @@ VARIANTS += [{"projection": "B"}, {"norm": "none"}, {"block": "bottleneck"}]
 
 def small(name, **kw):
     depth = 11 if kw.get("block") == "bottleneck" else SHALLOW[name]
-    width = 8 if name.endswith("mlp") else 0.25
-    return resolve(name, depth, width=width, input_shape=(3, 8, 8), **kw)
+    shape, width = SMALL_SHAPE[resolve(name).family]
+    return resolve(name, depth, width=width, input_shape=shape, **kw)
 
 
 ALL_SMALL = [small(n) for n in FAMILIES] + [small("resnet", **v) for v in VARIANTS]
