@@ -9,18 +9,7 @@ import torch
 
 from resdiag.data import DataSpec, batches, load_cifar10, parse_data
 from resdiag.errors import ResdiagError
-
-
-def write_cifar(root, n=7):
-    d = root / "cifar-10-batches-py"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, n).tolist()
-        with open(d / name, "wb") as fh:
-            pickle.dump({b"data": data, b"labels": labels, b"batch_label": b"x"}, fh, protocol=2)
-    return d
+from tests.support import write_cifar
 
 
 def test_loads_standard_format(tmp_path):

@@ -6,7 +6,7 @@ import torch
 from resdiag.data import parse_data
 from resdiag.errors import ResdiagError
 from resdiag.train.data import PAD, TrainSet, pad_crop_flip, synthetic_set, train_set
-from tests.test_data import write_cifar
+from tests.support import write_cifar
 
 
 def test_pad_crop_flip_against_a_loop():
