@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-VERDICTS = ("supported", "not supported", "mixed")
+VERDICTS = ("supported", "not supported", "mixed", "inconclusive")
 
 
 @dataclass(frozen=True)
