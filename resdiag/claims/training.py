@@ -9,7 +9,7 @@ the network is scored in eval mode on the whole training split and on the held-o
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from resdiag.claims.budget import Budget
@@ -27,6 +27,9 @@ class Data:
     name: str
     train: Split
     test: Split | None  # None: the data has no held-out split (synthetic)
+    # Variants already trained, by model config: a network two claims share (ResNet with identity
+    # shortcut and post-activation: C3's identity, C4's post, C5's ResNet) is trained once.
+    trained: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,11 @@ def small(family: str, depth: int, b: Budget, **kw):
 
 
 def train_variant(name: str, cfg, b: Budget, out: Path, data: Data) -> Variant:
-    """Train ``cfg`` once per seed of the budget and score each run."""
+    """Train ``cfg`` once per seed of the budget and score each run (or reuse the runs of ``cfg``)."""
     from resdiag.train.api import RunOptions, run_training
 
+    if cfg in data.trained:
+        return data.trained[cfg]
     rows, curve = [], ()
     for seed in b.seeds:
         stats = []
@@ -82,8 +87,9 @@ def train_variant(name: str, cfg, b: Budget, out: Path, data: Data) -> Variant:
         if not curve:
             curve = tuple((s.step, s.loss, s.error) for s in stats)
     cols = list(zip(*rows, strict=True))
-    return Variant(name, sample(cols[0]), sample(cols[1]), sample(cols[2]), sample(cols[3]),
-                   tuple(cols[4]), curve)
+    data.trained[cfg] = Variant(name, sample(cols[0]), sample(cols[1]), sample(cols[2]), sample(cols[3]),
+                                tuple(cols[4]), curve)
+    return data.trained[cfg]
 
 
 def _mean(values: list[float]) -> float:
