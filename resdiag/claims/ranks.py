@@ -45,7 +45,7 @@ def rank_claims(b: Budget, runs: dict[str, Variant], data: Data) -> list[ClaimRo
             # At initialisation BN normalises with batch statistics (train mode); trained nets run in
             # eval mode with statistics re-estimated on the training split.
             for state, model, mode in (("init", build_seeded(cfg, seed), "train"),
-                                       ("trained", trained_model(cfg, ck, seed, data.train), "eval")):
+                                       ("trained", trained_model(cfg, ck, seed, data.train_for(seed), b.device), "eval")):
                 per[fam, state].append(rank(model, input_shape=cfg.input_shape, num_classes=CLASSES,
                                             batch_size=min(b.rank_batch_size, _size(data)), seed=seed,
                                             device=b.device, data=held, mode=mode).summary)

@@ -25,11 +25,19 @@ class Data:
     """The data of a claims run: its name and the two splits the trained nets are scored on."""
 
     name: str
-    train: Split
+    train: Split  # the training split (synthetic: the first seed's set)
     test: Split | None  # None: the data has no held-out split (synthetic)
+    input_shape: tuple[int, ...]
+    synthetic_size: int
     # Variants already trained, by model config: a network two claims share (ResNet with identity
     # shortcut and post-activation: C3's identity, C4's post, C5's ResNet) is trained once.
     trained: dict = field(default_factory=dict, compare=False)
+
+    def train_for(self, seed: int) -> Split:
+        """The split the run of ``seed`` trained on: the same for every seed except synthetic data."""
+        if self.name != "synthetic":
+            return self.train
+        return splits(self.name, self.input_shape, 10, seed, self.synthetic_size)[0]
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,10 @@ class Variant:
         return {**out, "checkpoints": list(self.checkpoints), "curve": [list(c) for c in self.curve]}
 
 
+
 def load_data(data: str, b: Budget) -> Data:
-    train, test = splits(data, b.input_shape, 10, b.seeds[0])
-    return Data(data, train, test)
+    train, test = splits(data, b.input_shape, 10, b.seeds[0], b.synthetic_size)
+    return Data(data, train, test, b.input_shape, b.synthetic_size)
 
 
 def small(family: str, depth: int, b: Budget, **kw):
@@ -75,13 +84,14 @@ def train_variant(name: str, cfg, b: Budget, out: Path, data: Data) -> Variant:
                              device=b.device, overwrite=True, plots=False)
         run_training((cfg, None), recipe, options, on_step=stats.append)
         tail = stats[-max(1, int(len(stats) * TAIL)):]
-        model = trained_model(cfg, folder / "checkpoint.pt", seed, data.train)
+        own = data.train_for(seed)
+        model = trained_model(cfg, folder / "checkpoint.pt", seed, own, b.device)
         held = data.test
         rows.append((
-            error(model, data.train),
+            error(model, own),
             error(model, held) if held is not None else float("nan"),
             statistics.fmean(s.loss for s in tail),
-            _mean(bn_responses(model, held if held is not None else data.train)),
+            _mean(bn_responses(model, held if held is not None else own)),
             str(folder / "checkpoint.pt"),
         ))
         if not curve:
