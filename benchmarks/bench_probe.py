@@ -4,7 +4,8 @@
 
 Prints, for resnet56 and resnet110, the median time of a bare forward+backward and of the same
 step recorded by GradientProbe (hooks + one host sync per step), interleaved so that machine noise
-hits both alike, and their ratio (target <= 1.05). Then the wall time of `resdiag --help` against
+hits both alike, and their ratio (target <= 1.05); what the underflow-safe float64-accumulated norms cost against
+naive float32 ones, as a share of one step; the Monitor between recorded steps. Then the wall time of `resdiag --help` against
 a bare `python -c pass`.
 """
 
@@ -80,6 +81,34 @@ def bench_monitor_idle(dev: torch.device, batch_size: int, repeats: int) -> tupl
     return statistics.median(bare), statistics.median(idle)
 
 
+def bench_norms(dev: torch.device, batch_size: int, repeats: int) -> tuple[float, float, float]:
+    """What the underflow-safe norms cost: the weight-gradient norms of one resnet110 step, taken
+    the naive way (float32 ``_foreach_norm``, which reads gradients below ~1e-19 as 0) and the way
+    the probe takes them (``l2_norms``: float64 accumulation), against the step itself."""
+    from resdiag.metrics.norms import l2_norms
+
+    torch.manual_seed(0)
+    model = build(resolve("resnet110")).to(dev).train()
+    x = torch.randn(batch_size, 3, 32, 32, device=dev)
+    y = torch.randint(0, 10, (batch_size,), device=dev)
+    step(model, x, y, dev)
+    grads = [p.grad for p in model.parameters() if p.grad is not None and p.ndim > 1]
+    naive, safe, steps = [], [], []
+    for _ in range(repeats * 5):
+        t = time.perf_counter()
+        torch.stack(torch._foreach_norm(grads)).cpu()
+        naive.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        torch.stack(l2_norms(grads)).cpu()
+        safe.append(time.perf_counter() - t)
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step(model, x, y, dev)
+        sync(dev)
+        steps.append(time.perf_counter() - t)
+    return statistics.median(naive), statistics.median(safe), statistics.median(steps)
+
+
 def startup(repeats: int = 7) -> tuple[float, float]:
     def run(cmd):
         times = []
@@ -110,6 +139,10 @@ def main() -> None:
             bare, probed = bench_model(name, dev, bs, reps, weights_from)
             print(f"{name:10s} bare fwd+bwd {bare * 1e3:8.1f} ms   recorded ({weights_from}) "
                   f"{probed * 1e3:8.1f} ms   ratio {probed / bare:.3f}  (target <= 1.05)")
+    naive, safe, one_step = bench_norms(dev, bs, reps)
+    print(f"norms     resnet110 weight grads: float32 {naive * 1e3:.2f} ms   float64-accumulated "
+          f"{safe * 1e3:.2f} ms   difference {(safe - naive) / one_step * 100:+.2f}% of a "
+          f"{one_step * 1e3:.1f} ms step")
     bare, idle = bench_monitor_idle(dev, bs, reps)
     print(f"monitor   resnet56 bare {bare * 1e3:8.1f} ms   inside Monitor.record, step not due "
           f"{idle * 1e3:8.1f} ms   ratio {idle / bare:.3f}  (target: indistinguishable, ~1.00)")

@@ -1,4 +1,4 @@
-"""Gradient-flow verdict: vanishing, exploding or healthy, from documented rules.
+"""Gradient-flow verdict: vanishing, exploding, healthy or inconclusive, from documented rules.
 
 Rules (each finding names its rule id and source):
 
@@ -11,13 +11,26 @@ Rules (each finding names its rule id and source):
                          Detection and Repair System", ICSE, Table 2 defaults).
 ``boundary.vanishing``   ||dE/dx_0|| / ||dE/dx_L|| < ``vanish_ratio`` -> "vanishing"
 ``boundary.exploding``   ||dE/dx_0|| / ||dE/dx_L|| > ``explode_ratio`` -> "exploding"
-                         (the seed's eq.: with identity shortcuts dE/dx_0 = dE/dx_L (1 + ...);
-                         He et al. 2016, eqs. 5 and 8)
-``zero``                 ||dE/dx_0|| = 0 while ||dE/dx_L|| > 0, or every weight gradient exactly 0
-                         -> "vanishing": nothing reaches the input (the ratios are 0/0 then).
+                         (He et al. 2016, eqs. 5 and 8: with identity shortcuts
+                         dE/dx_0 = dE/dx_L (1 + ...), with shortcuts scaled by lam a factor prod lam)
+``zero``                 ||dE/dx_0|| = 0 while ||dE/dx_L|| > 0, or ||dE/dx_L|| = 0 (or the last
+                         layer's weight gradient = 0) while the model's output receives a gradient
+                         -> "vanishing": nothing reaches the input. Norms are taken without underflow (resdiag.metrics.norms), so 0 here
+                         is a gradient that is exactly 0 in its own dtype, not a tiny one.
 ``slope.vanishing`` / ``slope.exploding``  the fitted end-to-end factor exp(L * s), s the fitted
                          per-block slope of ln ||dE/dx_l|| toward the input, beyond the same
                          ratios: a trend over the whole profile, robust to a noisy end point.
+
+Evidence rules: a rule that cannot be applied says so, with status "inconclusive" and what to do.
+``evidence.boundaries``  no block boundary was recorded: the boundary, slope and zero rules have
+                         nothing to read (name the blocks with --blocks REGEX).
+``evidence.output``      ||dE/dx_L|| is exactly 0 and so is ||dE/d output|| (or it was not
+                         recorded): the loss is flat in the network's output, so there is no
+                         gradient flow to judge (e.g. cross-entropy over a single class).
+``evidence.weights``     no conv/linear weight received a gradient, or the first/last ratio is
+                         undefined: the AUTOTRAINER rules cannot be applied.
+The status is the worst finding's, in the order healthy < inconclusive < vanishing < exploding: a
+problem found on part of the evidence is reported as such; "healthy" needs every rule applied.
 """
 
 from __future__ import annotations
@@ -29,8 +42,8 @@ from resdiag.metrics.gradient import first_non_finite
 from resdiag.results import Finding, GradFlowSummary, Verdict
 
 AUTOTRAINER = "Zhang et al. 2021, AUTOTRAINER (ICSE), gradient rules"
-SEED = "He et al. 2016, Identity Mappings in Deep Residual Networks, eqs. 5 and 8"
-SEVERITY = {"healthy": 0, "vanishing": 1, "exploding": 2}
+HE2016 = "He et al. 2016, Identity Mappings in Deep Residual Networks, eqs. 5 and 8"
+SEVERITY = {"healthy": 0, "inconclusive": 1, "vanishing": 2, "exploding": 3}
 
 
 def diagnose(
@@ -56,7 +69,8 @@ def diagnose(
                         f"non-finite {what} at {names[j]} (first on the way back from the output)",
                         AUTOTRAINER)
             )
-    findings += _zero(weight_grads, boundary_grads)
+    findings += _evidence(weight_grads, boundary_grads, summary, findings)
+    findings += _zero(boundary_grads)
     findings += _autotrainer(summary.weight_first_last_ratio, weight_grads, t)
     findings += _ratio_rules("boundary", summary.boundary_ratio, "||dE/dx_0|| / ||dE/dx_L||", t)
     n = max(len(boundary_grads) - 1, 0)
@@ -67,12 +81,50 @@ def diagnose(
     return Verdict(status, tuple(findings))
 
 
-def _zero(weight_grads: list[float], boundary_grads: list[float]) -> list[Finding]:
+def _evidence(weight_grads: list[float], boundary_grads: list[float], summary: GradFlowSummary,
+              found: list[Finding]) -> list[Finding]:
+    """Findings for a gradient that is exactly 0 at the output end: "vanishing" when the output
+    received a gradient (the head passes none back), "inconclusive" when the loss is flat in the
+    output or that is unknown; and "inconclusive" for the rules that have nothing to read."""
+    if any(f.rule == "non_finite" for f in found):
+        return []  # the non-finite value is the finding; ratios of it say nothing more
+    out_g = summary.output_grad_norm
+    flat = ("the loss is flat in the model's output (||dE/d output|| = 0; e.g. cross-entropy over a "
+            "single class)" if out_g == 0 else "the gradient at the model's output was not recorded")
+    out = []
+    if len(boundary_grads) < 2:
+        out.append(Finding("evidence.boundaries", "inconclusive", float(len(boundary_grads)), 2.0,
+                           "no block boundary found, so the boundary and slope rules were not applied: "
+                           "name the blocks with --blocks REGEX (Monitor: blocks=REGEX)", HE2016))
+    elif boundary_grads[-1] == 0 and out_g > 0:
+        out.append(Finding("zero", "vanishing", 0.0, 0.0, f"||dE/dx_L|| is exactly 0 while ||dE/d output|| "
+                           f"= {out_g:.3g}: no gradient passes back from the output", HE2016))
+    elif boundary_grads[-1] == 0:
+        out.append(Finding("evidence.output", "inconclusive", 0.0, 0.0,
+                           f"||dE/dx_L|| is exactly 0 and {flat}: there is no gradient flow to judge",
+                           HE2016))
+    if not weight_grads:
+        out.append(Finding("evidence.weights", "inconclusive", 0.0, 1.0,
+                           "no conv/linear weight received a gradient (none found, or all frozen or "
+                           "unused), so the AUTOTRAINER rules were not applied", AUTOTRAINER))
+    elif weight_grads[-1] == 0 and out_g > 0:
+        out.append(Finding("zero", "vanishing", 0.0, 0.0, "the last layer's weight gradient is exactly 0 "
+                           f"while ||dE/d output|| = {out_g:.3g}: its input is 0", HE2016))
+    elif weight_grads[-1] == 0:
+        out.append(Finding("evidence.weights", "inconclusive", 0.0, 0.0,
+                           f"the last layer's weight gradient is exactly 0 and {flat}: the AUTOTRAINER "
+                           "rules were not applied", AUTOTRAINER))
+    elif not math.isfinite(summary.weight_first_last_ratio):
+        out.append(Finding("evidence.weights", "inconclusive", math.nan, math.nan,
+                           "the first/last weight-gradient ratio is undefined, so the AUTOTRAINER rules "
+                           "were not applied", AUTOTRAINER))
+    return out
+
+
+def _zero(boundary_grads: list[float]) -> list[Finding]:
     if len(boundary_grads) >= 2 and boundary_grads[0] == 0 and boundary_grads[-1] > 0:
         return [Finding("zero", "vanishing", 0.0, 0.0,
-                        "||dE/dx_0|| is exactly 0: no gradient reaches the first block", SEED)]
-    if weight_grads and all(g == 0 for g in weight_grads):
-        return [Finding("zero", "vanishing", 0.0, 0.0, "every weight gradient is exactly 0", SEED)]
+                        "||dE/dx_0|| is exactly 0: no gradient reaches the first block", HE2016)]
     return []
 
 
@@ -96,8 +148,8 @@ def _ratio_rules(rule: str, value: float, what: str, t: GradThresholds) -> list[
         return []
     if value < t.vanish_ratio:
         return [Finding(f"{rule}.vanishing", "vanishing", value, t.vanish_ratio,
-                        f"{what} = {value:.3g} < {t.vanish_ratio:g}", SEED)]
+                        f"{what} = {value:.3g} < {t.vanish_ratio:g}", HE2016)]
     if value > t.explode_ratio:
         return [Finding(f"{rule}.exploding", "exploding", value, t.explode_ratio,
-                        f"{what} = {value:.3g} > {t.explode_ratio:g}", SEED)]
+                        f"{what} = {value:.3g} > {t.explode_ratio:g}", HE2016)]
     return []

@@ -1,7 +1,7 @@
-"""Rank verdict: collapse or healthy, from documented rules.
+"""Rank verdict: collapse, non_finite, healthy or inconclusive, from documented rules.
 
 ``features.retention``  erank_ratio(x_L) / erank_ratio(x_0) < ``feature_retention`` -> "collapse":
-                        the seed's degradation argument (most hidden units respond alike, and the
+                        the degradation argument of He et al. 2015/2016 (most hidden units respond alike, and the
                         product of many layers lowers the rank further), measured as the effective
                         rank (Roy & Vetterli 2007) of the centred features.
 ``features.rank1``      ||X_L - X_1||_F / ||X_L||_F < ``rank1_distance`` -> "collapse": the features
@@ -10,6 +10,13 @@
 ``weights.erank``       some conv/linear weight has erank / min(m, n) < ``weight_erank_ratio``
                         -> "collapse": a weight matrix that passes on only a few directions.
 ``non_finite``          a non-finite weight or feature -> "non_finite", naming the first one.
+
+Evidence rules (status "inconclusive"; "healthy" needs every rule applied):
+``evidence.features``   fewer than two block boundaries recorded (name the blocks with --blocks
+                        REGEX), or the erank at x_0 is 0 (every sample alike at the first block), so
+                        retention is undefined: the feature rules were not applied.
+``evidence.weights``    no conv/linear weight: the weight rule was not applied.
+Order: healthy < inconclusive < collapse < non_finite.
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ import math
 from resdiag.diagnosis.thresholds import RankThresholds
 from resdiag.results import FeatureRankRow, Finding, RankSummary, Verdict, WeightRank
 
-SEED = "He et al. 2016 (degradation argument); effective rank: Roy & Vetterli 2007"
+DEGRADATION = "He et al. 2015/2016 (degradation argument); effective rank: Roy & Vetterli 2007"
 DONG = "Dong, Cordonnier & Loukas 2021, Attention is not all you need (rank collapse)"
-SEVERITY = {"healthy": 0, "collapse": 1, "non_finite": 2}
+SEVERITY = {"healthy": 0, "inconclusive": 1, "collapse": 2, "non_finite": 3}
 
 
 def diagnose_rank(
@@ -35,13 +42,14 @@ def diagnose_rank(
         bad = next((r for r in rows if not r.finite), None)
         if bad is not None:
             findings.append(Finding("non_finite", "non_finite", math.nan, math.nan,
-                                    f"non-finite {what} at {bad.name} (first in forward order)", SEED))
+                                    f"non-finite {what} at {bad.name} (first in forward order)", DEGRADATION))
+    findings += _evidence(summary, weights, features)
     r = summary.feature_erank_retention
     if math.isfinite(r) and r < t.feature_retention:
         findings.append(Finding("features.retention", "collapse", r, t.feature_retention,
                                 f"feature erank ratio falls from {summary.feature_erank_ratio_first:.3g} "
                                 f"at x_0 to {summary.feature_erank_ratio_last:.3g} at x_L "
-                                f"(retention {r:.3g} < {t.feature_retention:g})", SEED))
+                                f"(retention {r:.3g} < {t.feature_retention:g})", DEGRADATION))
     d = summary.rank1_distance_last
     if math.isfinite(d) and d < t.rank1_distance:
         findings.append(Finding("features.rank1", "collapse", d, t.rank1_distance,
@@ -51,6 +59,23 @@ def diagnose_rank(
         worst = min(low, key=lambda w: w.erank_ratio)
         findings.append(Finding("weights.erank", "collapse", worst.erank_ratio, t.weight_erank_ratio,
                                 f"{len(low)} weight matrices have erank ratio < {t.weight_erank_ratio:g}; "
-                                f"lowest {worst.erank_ratio:.3g} at {worst.name}", SEED))
+                                f"lowest {worst.erank_ratio:.3g} at {worst.name}", DEGRADATION))
     status = max((f.status for f in findings), key=SEVERITY.__getitem__, default="healthy")
     return Verdict(status, tuple(findings))
+
+
+def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...],
+              features: tuple[FeatureRankRow, ...]) -> list[Finding]:
+    out = []
+    if len(features) < 2:
+        out.append(Finding("evidence.features", "inconclusive", float(len(features)), 2.0,
+                           "no block boundary found, so the feature rules were not applied: name the "
+                           "blocks with --blocks REGEX (Monitor: blocks=REGEX)", DEGRADATION))
+    elif all(f.finite for f in features) and not summary.feature_erank_ratio_first > 0:
+        out.append(Finding("evidence.features", "inconclusive", summary.feature_erank_ratio_first, 0.0,
+                           "the feature erank at x_0 is 0 (every sample alike at the first block), so "
+                           "retention is undefined: use inputs that differ", DEGRADATION))
+    if not weights:
+        out.append(Finding("evidence.weights", "inconclusive", 0.0, 1.0,
+                           "no conv/linear weight found, so the weight rule was not applied", DEGRADATION))
+    return out

@@ -5,16 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+# The principle behind the end-to-end limits (docs/calibration.md, "The defaults, and why"): SGD
+# applies one learning rate to every layer, so a layer's step scales with its gradient. Take the
+# layer nearest the output at a healthy relative step, ||update|| / ||W|| ~ 1e-3 (the usual
+# update-to-weight ratio; Karpathy, CS231n notes "Neural Networks Part 3"). A first block whose
+# gradient is T times smaller takes relative steps 1e-3 * T: below float32's unit roundoff 2^-24
+# they round away and the block does not learn (vanishing). A first block whose gradient is T times
+# larger takes relative steps 1e-3 * T: at T = 1e3 each step is as large as the weights (exploding).
+HEALTHY_UPDATE_RATIO = 1e-3
+FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+
+
 @dataclass(frozen=True)
 class GradThresholds:
+    # AUTOTRAINER's published defaults (Zhang et al. 2021, Table 2), kept as published.
     at_vanish_ratio: float = 1e-3
     at_vanish_first: float = 1e-4
     at_explode_ratio: float = 70.0
-    # Four orders of magnitude end to end. docs/calibration.md: every BN ResNet from 20 to 1202
-    # layers stays below 3.2e3 at initialisation; plain-56 with BN reaches 1.7e4, plain-1202
-    # without BN 1e-12.
-    vanish_ratio: float = 1e-4
-    explode_ratio: float = 1e4
+    # End-to-end ||dE/dx_0|| / ||dE/dx_L|| (and the fitted factor exp(L s)), from the principle above:
+    vanish_ratio: float = FLOAT32_UNIT_ROUNDOFF / HEALTHY_UPDATE_RATIO  # 5.96e-5
+    explode_ratio: float = 1.0 / HEALTHY_UPDATE_RATIO  # 1e3
 
 
 @dataclass(frozen=True)

@@ -1,82 +1,122 @@
-"""Representation-rank metrics from Gram matrices, so a probe never has to keep the features.
+"""Representation-rank metrics from Gram statistics, so a probe never has to keep the features.
 
-A probe reduces each layer's responses X (b samples x f features) to three numbers of sufficient
-statistics on the device: the Gram matrix G = X X^T (b x b), the entry sum 1^T X 1, and f. Every
-metric of ``resdiag.metrics.rank.feature_rank`` follows from them:
+A probe reduces each layer's responses X (b samples x f features) on the device to small
+sufficient statistics (``GramStats``), from which every metric of
+``resdiag.metrics.rank.feature_rank`` follows:
 
-- centred Gram:   X_c = X - 1 m^T (m the mean row) gives X_c X_c^T = H G H, H = I - 1 1^T / b;
-- singular values of X (or X_c) are the square roots of the eigenvalues of G (or H G H);
-- ||X||_F^2 = tr G and ||X_c||_F^2 = tr(H G H);
-- response std^2 = tr G / (b f) - (1^T X 1 / (b f))^2 (population variance of all entries).
+- X is converted to float64 and scaled by a power of two s (exact), so that max |s X| is in
+  [1/2, 1): squares neither overflow nor underflow for any finite X;
+- the mean row m is removed FIRST, X_c = X - 1 m^T (after subtracting the first row, so nearly
+  identical rows centre without cancellation), and the centred Gram G_c = X_c X_c^T (b x b) is
+  formed from X_c. Forming G = X X^T and centring it afterwards (H G H) loses the centred part
+  whenever the common mean dominates: with mean/noise = 1e4 the centred energy is 1e-8 of G's,
+  at or below the rounding error of G in float32;
+- the uncentred Gram is rebuilt exactly in structure: G = G_c + v 1^T + 1 v^T + |m|^2 1 1^T with
+  v = X_c m, and ||X||_F^2 = tr G_c + b |m|^2 (a sum of non-negative terms, no cancellation);
+- response variance (all b*f entries) = tr G_c / (b f) + var_j(m_j).
 
-Definitions and sources are in ``feature_rank``; this module computes the same numbers batched.
+Tolerance: eigenvalues of a Gram formed in float64 carry an absolute error of about
+b * eps64 * lambda_max, so eigenvalues at or below max(b, f) * eps64 * lambda_max of the SAME
+matrix (centred for the centred metrics, uncentred for the rank-1 distance) are set to 0 —
+numpy.linalg.matrix_rank's rule, applied to the Gram. A singular value below
+sqrt(max(b, f) * eps64) * s_max (2e-6 s_max at f = 16384) is therefore dropped; at most b of them
+change the effective rank by a relative b * 2e-6 at most. Definitions and sources are in
+``feature_rank``; this module computes the same numbers batched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from resdiag.metrics.rank import FeatureRank, effective_rank
+from resdiag.metrics.rank import FeatureRank, power_of_two_scale, effective_rank
+
+_EPS64 = torch.finfo(torch.float64).eps
 
 
-def gram_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """(G, sum) for responses x of shape (b, *feature_dims); G in float64, computed in x's dtype
-    (float32 at least), so it runs at the device's matmul speed. Both stay on x's device."""
-    flat = x.detach().reshape(x.shape[0], -1)
-    if flat.dtype not in (torch.float32, torch.float64):
-        flat = flat.float()
-    gram = (flat @ flat.T).to(torch.float64)
-    return gram, flat.sum(dtype=torch.float64)
+@dataclass(frozen=True)
+class GramStats:
+    """Sufficient statistics of one response X (b, f) for the feature metrics; tensors on X's device,
+    float64, every one of them scaled by the power of two ``scale`` (X_s = scale * X)."""
+
+    gram: Tensor  # (b, b) centred Gram X_c X_c^T
+    cross: Tensor  # (b,) X_c m, m the mean row
+    mean_sq: Tensor  # () |m|^2
+    mean_var: Tensor  # () population variance of the f entries of m
+    scale: Tensor  # () the power of two X was multiplied by
+    finite: Tensor  # () bool: X had no NaN or inf entry
+    features: int  # f
 
 
-def _centre(gram: Tensor) -> Tensor:
-    b = gram.shape[-1]
-    h = torch.eye(b, dtype=gram.dtype, device=gram.device) - 1.0 / b
-    return h @ gram @ h
+def gram_stats(x: Tensor) -> GramStats:
+    """``GramStats`` of responses x of shape (b, *feature_dims), computed in float64 on x's device
+    without a host sync. A non-finite x gives finite=False (its statistics are those of zeros)."""
+    flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
+    finite = torch.isfinite(flat).all()
+    flat = torch.where(finite, flat, 0.0)
+    scale = power_of_two_scale(flat.abs().amax())
+    flat = flat * scale
+    shifted = flat - flat[:1]  # identical rows centre to an exact 0
+    shift_mean = shifted.mean(0)
+    centred = shifted - shift_mean
+    mean = flat[0] + shift_mean
+    return GramStats(
+        gram=centred @ centred.T,
+        cross=centred @ mean,
+        mean_sq=mean.square().sum(),
+        mean_var=mean.var(correction=0) if mean.numel() > 1 else torch.zeros((), dtype=mean.dtype,
+                                                                             device=mean.device),
+        scale=scale,
+        finite=finite,
+        features=flat.shape[1],
+    )
 
 
-def _singular_from_gram(gram: Tensor, floor: Tensor) -> Tensor:
-    """sqrt of the eigenvalues of G, descending; eigenvalues at or below ``floor`` are set to 0."""
+def _floored_eigenvalues(gram: Tensor, size: Tensor) -> Tensor:
+    """Eigenvalues of each symmetric (n, b, b) matrix, descending, clamped >= 0; those at or below
+    size * eps64 * lambda_max (numpy's matrix_rank tolerance on the Gram) set to 0."""
     lam = torch.linalg.eigvalsh(gram).flip(-1).clamp_min(0)
-    return torch.where(lam > floor[:, None], lam, 0.0).sqrt()
+    return torch.where(lam > (size * _EPS64)[:, None] * lam[:, :1], lam, 0.0)
 
 
-def feature_ranks_from_gram(
-    grams: Tensor, sums: Tensor, features: Sequence[int], finite: Sequence[bool], eps: float
-) -> list[FeatureRank]:
-    """``FeatureRank`` of n layers from stacked Gram matrices (n, b, b), entry sums (n,) and the
-    feature counts f. ``eps`` is the machine epsilon of the dtype G was formed in. One host sync."""
-    b = grams.shape[-1]
-    f = torch.tensor(list(features), dtype=torch.float64, device=grams.device)
-    ok = torch.tensor(list(finite), device=grams.device) & grams.sum((-2, -1)).isfinite()
-    grams = torch.where(ok[:, None, None], grams, 0.0)
-    centred = _centre(grams)
-    energy = grams.diagonal(dim1=-2, dim2=-1).sum(-1)
-    # Rounding noise of forming G (and H G H) is ~ max(b, f) * eps * ||X||_F^2: anything below is 0,
-    # numpy's matrix_rank tolerance applied on the scale of the uncentred X.
-    floor = torch.clamp(f, min=float(b)) * eps * energy
-    s_raw = _singular_from_gram(grams, floor)
-    s_centred = _singular_from_gram(centred, floor)
-    energy_c = centred.diagonal(dim1=-2, dim2=-1).sum(-1)
-    energy_c = torch.where(energy_c > floor, energy_c, 0.0)
-    erank = effective_rank(s_centred)
-    mean = sums / (b * f)
+def feature_ranks_from_gram(stats: Sequence[GramStats]) -> list[FeatureRank]:
+    """``FeatureRank`` of n responses with the same batch size b, from their ``GramStats``.
+    One batched eigendecomposition of the centred and of the uncentred Grams; one host sync."""
+    if not stats:
+        return []
+    b = stats[0].gram.shape[-1]
+    dev = stats[0].gram.device
+    f = torch.tensor([s.features for s in stats], dtype=torch.float64, device=dev)
+    ok = torch.stack([s.finite for s in stats])
+    g_c = torch.stack([s.gram for s in stats])
+    cross = torch.stack([s.cross for s in stats])
+    mean_sq = torch.stack([s.mean_sq for s in stats])
+    mean_var = torch.stack([s.mean_var for s in stats])
+    scale = torch.stack([s.scale for s in stats])
+    g_raw = g_c + cross[:, :, None] + cross[:, None, :] + mean_sq[:, None, None]
+    size = torch.clamp(f, min=float(b))
+    lam_c = _floored_eigenvalues(g_c, size)
+    lam_raw = _floored_eigenvalues(g_raw, size)
+    energy_c = g_c.diagonal(dim1=-2, dim2=-1).sum(-1)
+    energy = energy_c + b * mean_sq
+    erank = effective_rank(lam_c.sqrt())
+    ceiling = torch.minimum(f, torch.tensor(float(b - 1), dtype=f.dtype, device=dev))
     rows = torch.stack(
         [
             erank,
-            erank / torch.minimum(f, torch.tensor(float(b - 1), dtype=f.dtype, device=f.device)),
-            _safe_ratio(s_raw[:, 1:].square().sum(-1), energy).sqrt(),
+            erank / ceiling,
+            _safe_ratio(lam_raw[:, 1:].sum(-1), lam_raw.sum(-1)).sqrt(),
             _safe_ratio(energy_c, energy).sqrt(),
-            (energy / (b * f) - mean.square()).clamp_min(0).sqrt(),
+            (energy_c / (b * f) + mean_var).clamp_min(0).sqrt() / scale,
         ],
         dim=-1,
     )
     rows = torch.where(ok[:, None], rows, torch.nan).cpu().tolist()
     flags = ok.tolist()
-    return [FeatureRank(b, int(fi), *row, o) for row, fi, o in zip(rows, features, flags, strict=True)]
+    return [FeatureRank(b, s.features, *row, o) for row, s, o in zip(rows, stats, flags, strict=True)]
 
 
 def _safe_ratio(num: Tensor, den: Tensor) -> Tensor:

@@ -260,8 +260,10 @@ def feature_ranks(xs: Tensor) -> list[FeatureRank]:
         raise ValueError(f"need X of shape (batch >= 2, features >= 1), got {tuple(xs.shape[1:])}")
     x = xs.detach().reshape(xs.shape[0], xs.shape[1], -1).to(torch.float64)
     b, f = x.shape[-2:]
-    finite = x.sum((-2, -1)).isfinite()
+    finite = x.isfinite().all(-1).all(-1)
     x = torch.where(finite[:, None, None], x, 0.0)
+    scale = power_of_two_scale(x.abs().amax((-2, -1)))  # exact; no square over- or underflows
+    x = x * scale[:, None, None]
     shifted = x - x[:, :1]  # identical rows centre to an exact 0; less cancellation in the mean
     centred = shifted - shifted.mean(dim=1, keepdim=True)
     s_centred, s_raw = _feature_singular_values(centred), _feature_singular_values(x)
@@ -273,12 +275,18 @@ def feature_ranks(xs: Tensor) -> list[FeatureRank]:
             erank / min(b - 1, f),
             _ratio(s_raw[:, 1:].square().sum(-1), energy).sqrt(),
             _ratio(centred.square().sum((-2, -1)), x.square().sum((-2, -1))).sqrt(),
-            x.std(dim=(-2, -1), correction=0),
+            x.std(dim=(-2, -1), correction=0) / scale,
         ],
         dim=-1,
     )
     rows = torch.where(finite[:, None], rows, torch.nan).tolist()
     return [FeatureRank(b, f, *row, ok) for row, ok in zip(rows, finite.tolist(), strict=True)]
+
+
+def power_of_two_scale(amax: Tensor) -> Tensor:
+    """2^-e with amax = m 2^e, m in [1/2, 1): multiplying by it is exact; 1 where amax is 0."""
+    mantissa, exponent = torch.frexp(amax)
+    return torch.where(mantissa > 0, torch.ldexp(torch.ones_like(mantissa), -exponent), 1.0)
 
 
 def feature_rank(x: Tensor) -> FeatureRank:
@@ -293,8 +301,9 @@ def feature_rank(x: Tensor) -> FeatureRank:
       exponentially with depth" (ICML), normalised by ||X||_F.
     - response_std: std of all entries (population), as He et al. 2015 ("Deep residual
       learning", Fig. 7) plot per layer.
-    Singular values come from eigvalsh of the smaller Gram (b x b or f x f) in float64: one small
-    eigenproblem per layer. Conventions: zero X gives 0 for every metric (0/0 := 0); X with all
+    Singular values come from eigvalsh of the smaller Gram (b x b or f x f) of the centred X (for
+    the centred metrics) or of X (for rank1_distance), in float64 after an exact power-of-two
+    scaling, with numpy's matrix_rank tolerance on each Gram: one small eigenproblem per layer. Conventions: zero X gives 0 for every metric (0/0 := 0); X with all
     rows equal gives erank 0, dong_residual 0 and rank1_distance 0. NaN only for non-finite X.
     Raises ValueError for fewer than 2 samples (centring would leave nothing).
     """

@@ -7,8 +7,8 @@ Usage::
     probe.boundaries   # one FeatureRank per x_l (inputs of every block, output of the last)
     probe.branches     # std of each block's residual-branch output F(x_l) (He et al. 2015, Fig. 7)
 
-Each response X is reduced in the hook to its Gram matrix X X^T and entry sum
-(``resdiag.metrics.features``), so a 1202-layer network never holds its activations; the metrics
+Each response X is reduced in the hook to its centred Gram matrix and a few moments, in float64
+(``resdiag.metrics.features.GramStats``), so a 1202-layer network never holds its activations; the metrics
 are computed for all layers at once, with one host sync, when ``collect`` is called.
 """
 
@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from resdiag.metrics.features import feature_ranks_from_gram, gram_stats
+from resdiag.metrics.features import GramStats, feature_ranks_from_gram, gram_stats
 from resdiag.metrics.rank import FeatureRank
 from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
 from resdiag.probes.layers import find_blocks
@@ -31,9 +31,8 @@ class FeatureProbe(BoundaryHooks):
         when not given."""
         super().__init__(find_blocks(model) if blocks is None else blocks)
         self.model = model
-        self._stats: list[tuple[str, tuple[int, ...], torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._stats: list[tuple[str, tuple[int, ...], GramStats]] = []
         self._branch: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
-        self._eps = 0.0
         self.boundaries: list[tuple[str, tuple[int, ...], FeatureRank]] = []
         self.branches: list[tuple[str, float]] = []
 
@@ -46,10 +45,7 @@ class FeatureProbe(BoundaryHooks):
     def _on_boundary(self, x, label: str) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim < 2:
             return
-        gram, total = gram_stats(x)
-        dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-        self._eps = max(self._eps, torch.finfo(dtype).eps)
-        self._stats.append((label, tuple(x.shape), gram, total, torch.isfinite(x).all()))
+        self._stats.append((label, tuple(x.shape), gram_stats(x)))
 
     def _branch_hook(self, name: str):
         def hook(module, args, output):
@@ -63,13 +59,8 @@ class FeatureProbe(BoundaryHooks):
         """Compute the metrics of everything recorded since the last call (one sync per group)."""
         stats, self._stats, self._calls = self._stats, [], {}
         stats = [stats[i] for i in keep_boundaries([s[0] for s in stats])]
-        if stats:
-            grams = torch.stack([s[2] for s in stats])
-            sums = torch.stack([s[3] for s in stats])
-            finite = torch.stack([s[4] for s in stats]).cpu().tolist()
-            features = [math.prod(s[1][1:]) for s in stats]
-            ranks = feature_ranks_from_gram(grams, sums, features, finite, self._eps)
-            self.boundaries += [(s[0], s[1], r) for s, r in zip(stats, ranks, strict=True)]
+        ranks = feature_ranks_from_gram([s[2] for s in stats])
+        self.boundaries += [(s[0], s[1], r) for s, r in zip(stats, ranks, strict=True)]
         branch, self._branch = self._branch, []
         if branch:
             moments = torch.stack([torch.stack([b[1], b[2]]) for b in branch]).cpu().tolist()

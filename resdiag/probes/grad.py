@@ -16,7 +16,8 @@ all their norms in one fused call (``torch._foreach_norm``, as ``clip_grad_norm_
 Activation gradients dE/dx_l are read by tensor hooks placed, during the forward pass, on the
 input of every block and on the output of the last; their norms are taken in the hook, so the
 activation gradients are freed as usual. Norms are L2 norms of the flattened tensor (the
-Frobenius norm), computed in float32 or wider.
+Frobenius norm) from ``resdiag.metrics.norms``: float64 accumulation (float64 tensors: exact
+power-of-two scaling), so a gradient that is non-zero in its own dtype never reads as 0 or inf.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from resdiag.metrics.norms import l2_norm, l2_norms
 from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
 from resdiag.probes.layers import Layer, find_blocks, find_layers
 
@@ -40,23 +42,7 @@ class GradStep:
     boundary_grad: tuple[float, ...]  # ||dE/dx_l|| for l = 0..L, in forward order
     boundary_shapes: tuple[tuple[int, ...], ...]
     boundary_names: tuple[str, ...]
-
-
-def _wide(t: torch.Tensor) -> torch.Tensor:
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
-
-
-def _norm(t: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(_wide(t))
-
-
-def _norms(ts: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Norms of many tensors in one fused kernel where torch offers it."""
-    ts = [_wide(t) for t in ts]
-    foreach = getattr(torch, "_foreach_norm", None)
-    if foreach is not None and len({(t.device, t.dtype) for t in ts}) == 1:
-        return list(foreach(ts))
-    return [torch.linalg.vector_norm(t) for t in ts]
+    output_grad: float = math.nan  # ||dE/d output|| of the model's (first tensor) output; NaN if none
 
 
 class GradientProbe(BoundaryHooks):
@@ -82,12 +68,14 @@ class GradientProbe(BoundaryHooks):
         self._wgrad: list[torch.Tensor | None] = []  # this step's gradient of each weight
         self._bgrad: list[torch.Tensor | None] = []
         self._bmeta: list[tuple[str, tuple[int, ...]]] = []
+        self._ograd: torch.Tensor | None = None
 
     def _install(self) -> None:
         with torch.no_grad():
-            norms = [_norm(layer.weight).float() for layer in self.layers]
+            norms = l2_norms([layer.weight for layer in self.layers])
             self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._wgrad = [None] * len(self.layers)
+        self._handles.append(self.model.register_forward_hook(self._output_hook))
         for i, layer in enumerate(self.layers):
             if layer.weight.requires_grad and self.weights_from == "hook":
                 self._handles.append(layer.weight.register_hook(self._weight_hook(i)))
@@ -107,9 +95,19 @@ class GradientProbe(BoundaryHooks):
         self._bmeta.append((label, tuple(tensor.shape)))
 
         def hook(grad: torch.Tensor) -> None:
-            self._bgrad[slot] = _norm(grad.detach())
+            self._bgrad[slot] = l2_norm(grad)
 
         tensor.register_hook(hook)
+
+    def _output_hook(self, module, args, output) -> None:
+        """||dE/d output||: tells a loss that is flat in the output (nothing to judge) from a
+        network that passes no gradient back from its output (vanishing)."""
+        out = _first_tensor(output)
+        if out is not None and out.requires_grad:
+            def hook(grad: torch.Tensor) -> None:
+                self._ograd = l2_norm(grad)
+
+            out.register_hook(hook)
 
     # -- steps -------------------------------------------------------------------------------
     def step(self, all_reduce: bool = False) -> GradStep:
@@ -125,25 +123,41 @@ class GradientProbe(BoundaryHooks):
         self._bgrad = [self._bgrad[i] for i in keep]
         self._bmeta = [self._bmeta[i] for i in keep]
         seen = [g is not None for g in self._wgrad]
-        wnorms = iter(_norms([g for g in self._wgrad if g is not None]) if any(seen) else [])
+        wnorms = iter(l2_norms([g for g in self._wgrad if g is not None]) if any(seen) else [])
         wnorms = [next(wnorms) if ok else None for ok in seen]
+        activation = [*self._bgrad, self._ograd]
         if all_reduce:
-            self._bgrad = _all_reduce_norms(self._bgrad)
-        device_values = [v.float() for v in (*wnorms, *self._bgrad) if v is not None]
+            activation = _all_reduce_norms(activation)
+        device_values = [v for v in (*wnorms, *activation) if v is not None]
         host = iter(torch.stack(device_values).cpu().tolist() if device_values else [])
-        values = [math.nan if v is None else next(host) for v in (*wnorms, *self._bgrad)]
+        values = [math.nan if v is None else next(host) for v in (*wnorms, *activation)]
         n = len(self._wgrad)
         step = GradStep(
             weight_grad=tuple(values[:n]),
             weight_seen=tuple(seen),
-            boundary_grad=tuple(values[n:]),
+            boundary_grad=tuple(values[n:-1]),
             boundary_shapes=tuple(shape for _, shape in self._bmeta),
             boundary_names=tuple(label for label, _ in self._bmeta),
+            output_grad=values[-1],
         )
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
-        self._bgrad, self._bmeta, self._calls = [], [], {}
+        self._bgrad, self._bmeta, self._calls, self._ograd = [], [], {}, None
         return step
+
+
+def _first_tensor(output) -> torch.Tensor | None:
+    """The tensor a loss is taken of: the output itself, a mapping's "logits" (HF ModelOutput) or
+    its first tensor value, or the first tensor of a tuple or list."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        if isinstance(output.get("logits"), torch.Tensor):
+            return output["logits"]
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return next((t for t in output if isinstance(t, torch.Tensor)), None)
+    return None
 
 
 def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
@@ -153,7 +167,7 @@ def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | N
     present = [n for n in norms if n is not None]
     if not present:
         return norms
-    squares = torch.stack([n.float() for n in present]).square()
+    squares = torch.stack(present).square()  # float64: no under- or overflow of any float32 norm
     dist.all_reduce(squares, op=dist.ReduceOp.SUM)
     combined = iter(squares.sqrt() / dist.get_world_size())
     return [next(combined) if n is not None else None for n in norms]

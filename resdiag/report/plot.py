@@ -21,12 +21,19 @@ def _figure():
     return plt
 
 
+# What would make identical runs write different files: SVG's creation date and its random ids
+# (clip paths, hatches: ``svg.hashsalt`` fixes their seed), PDF's creation date.
+_METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {"Software": None}}
+
+
 def save(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` atomically; identical figures give byte-identical files."""
+    import matplotlib
+
     buf = io.BytesIO()
     fmt = FORMATS[Path(path).suffix.lower()]
-    # A fixed date keeps SVG/PDF output byte-identical between runs.
-    metadata = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
-    fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
+    with matplotlib.rc_context({"svg.hashsalt": "resdiag"}):
+        fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight", metadata=_METADATA[fmt])
     atomic_write(Path(path), buf.getvalue())
 
 

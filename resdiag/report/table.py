@@ -7,13 +7,14 @@ from collections.abc import Sequence
 
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
+from resdiag.report.fit import Column, FitTable
 from resdiag.results import GradFlowResult, Verdict
 
 BAR_WIDTH = 24
-STYLE = {"healthy": "green", "vanishing": "yellow", "exploding": "red", "collapse": "red"}
+STYLE = {"healthy": "green", "inconclusive": "magenta", "vanishing": "yellow", "exploding": "red",
+         "collapse": "red", "non_finite": "red"}
 
 
 def fmt(x: float) -> str:
@@ -65,17 +66,17 @@ def grad_flow_tables(result: GradFlowResult, rows: int | None = 60) -> list:
     title = f"{m.name} · {m.parameters:,} parameters · {result.run.batches}×{result.run.batch_size} " \
             f"{result.run.data} on {result.run.device}"
     lo, hi = bounds([x.grad_norm for x in result.boundaries])
-    bt = Table(title=f"activation gradients ||dE/dx_l||  ({title})", title_justify="left")
-    for col in ("l", "boundary", "shape", "||dE/dx_l||", "± std", "/ x_L", "log scale"):
-        bt.add_column(col, justify="right" if col not in ("boundary", "log scale") else "left")
+    bt = FitTable(f"activation gradients ||dE/dx_l||  ({title})", [
+        Column("l"), Column("boundary", "left"), Column("shape", drop=3), Column("||dE/dx_l||"),
+        Column("± std", drop=2), Column("/ x_L"), Column("log scale", "left", drop=1)])
     for i in pick_rows(len(result.boundaries), rows):
         b = result.boundaries[i]
         bt.add_row(str(b.index), b.name, "×".join(map(str, b.shape)), fmt(b.grad_norm),
                    fmt(b.grad_norm_std), fmt(b.relative), log_bar(b.grad_norm, lo, hi))
     lo, hi = bounds([x.grad_norm for x in result.layers])
-    lt = Table(title="weight gradients ||dE/dW|| per conv/linear layer", title_justify="left")
-    for col in ("#", "layer", "shape", "||dE/dW||", "± std", "/ last", "/ ||W||", "log scale"):
-        lt.add_column(col, justify="right" if col not in ("layer", "log scale") else "left")
+    lt = FitTable("weight gradients ||dE/dW|| per conv/linear layer", [
+        Column("#"), Column("layer", "left"), Column("shape", drop=3), Column("||dE/dW||"),
+        Column("± std", drop=2), Column("/ last"), Column("/ ||W||", drop=4), Column("log scale", "left", drop=1)])
     for i in pick_rows(len(result.layers), rows):
         x = result.layers[i]
         lt.add_row(str(x.index), x.name, "×".join(map(str, x.shape)), fmt(x.grad_norm),
@@ -100,15 +101,14 @@ def compare_table(results: Sequence[GradFlowResult], rows: int | None = 60) -> l
 
 def _side_by_side(results, rows, title, values, bar, label) -> list:
     """A column of values and a bar per model, one row per boundary, then each verdict panel."""
-    t = Table(title=title, title_justify="left")
-    t.add_column("l", justify="right")
+    columns = [Column("l")]
     for r in results:
-        t.add_column(r.model.name, justify="right")
-        t.add_column("")
-    columns = [values(r) for r in results]
-    for i in pick_rows(max(len(c) for c in columns), rows):
+        columns += [Column(r.model.name), Column("", "left", drop=1)]
+    t = FitTable(title, columns)
+    values_ = [values(r) for r in results]
+    for i in pick_rows(max(len(c) for c in values_), rows):
         cells = [str(i)]
-        for col in columns:
+        for col in values_:
             cells += [fmt(col[i]), bar(col[i])] if i < len(col) else ["", ""]
         t.add_row(*cells)
     return [t] + [verdict_panel(r.verdict, f"verdict: {r.model.name}  ({label(r)})") for r in results]
@@ -122,23 +122,22 @@ def print_all(console: Console, items: list) -> None:
 def rank_tables(result, rows: int | None = 60) -> list:
     """Weight-spectrum table, feature-rank table, summary line and verdict panel of a RankResult."""
     m, s = result.model, result.summary
-    wt = Table(title=f"weight matrices ({result.conv} convention)  {m.name} · {m.parameters:,} parameters"
-               + (f" · checkpoint {result.checkpoint}" if result.checkpoint else " · initialisation"),
-               title_justify="left")
-    for col in ("#", "layer", "matrix", "erank", "erank/min(m,n)", "stable rank", "num. rank",
-                "||W||_2", "cond", "erank ratio"):
-        wt.add_column(col, justify="left" if col in ("layer", "erank ratio") else "right")
+    wt = FitTable(f"weight matrices ({result.conv} convention)  {m.name} · {m.parameters:,} parameters"
+                  + (f" · checkpoint {result.checkpoint}" if result.checkpoint else " · initialisation"), [
+        Column("#"), Column("layer", "left"), Column("matrix", drop=3), Column("erank", drop=4),
+        Column("erank/min(m,n)"), Column("stable rank"), Column("num. rank", drop=5),
+        Column("||W||_2", drop=6), Column("cond", drop=2), Column("erank ratio", "left", drop=1)])
     for i in pick_rows(len(result.weights), rows):
         w = result.weights[i]
         matrix = ("×".join(map(str, w.matrix_shape)) + (f" ×{w.num_matrices}" if w.num_matrices > 1 else ""))
         wt.add_row(str(w.index), w.name, matrix, fmt(w.erank), fmt(w.erank_ratio), fmt(w.stable_rank),
                    fmt(w.numerical_rank), fmt(w.spectral_norm), fmt(w.condition_number),
                    _lin_bar(w.erank_ratio))
-    ft = Table(title=f"features x_l over {result.run.batch_size} {result.run.data} inputs "
-               f"({result.run.mode} mode, centred)", title_justify="left")
-    for col in ("l", "boundary", "erank", "erank/ceiling", "rank-1 dist.", "Dong res.", "std x_l",
-                "std F(x_l)", "erank ratio"):
-        ft.add_column(col, justify="left" if col in ("boundary", "erank ratio") else "right")
+    ft = FitTable(f"features x_l over {result.run.batch_size} {result.run.data} inputs "
+                  f"({result.run.mode} mode, centred)", [
+        Column("l"), Column("boundary", "left"), Column("erank", drop=4), Column("erank/ceiling"),
+        Column("rank-1 dist."), Column("Dong res.", drop=5), Column("std x_l", drop=3),
+        Column("std F(x_l)", drop=2), Column("erank ratio", "left", drop=1)])
     for i in pick_rows(len(result.features), rows):
         f = result.features[i]
         ft.add_row(str(f.index), f.name, fmt(f.erank), fmt(f.erank_ratio), fmt(f.rank1_distance),

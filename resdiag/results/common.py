@@ -20,7 +20,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Finding:
     rule: str  # stable id, e.g. "autotrainer.vanishing"
-    status: str  # grad-flow: "vanishing" | "exploding"; rank: "collapse" | "non_finite"
+    status: str  # grad-flow: "vanishing" | "exploding"; rank: "collapse" | "non_finite";
+    # both: "inconclusive" for a rule that could not be applied (rule id "evidence.*")
     value: float
     threshold: float
     message: str
@@ -29,7 +30,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # "healthy" or the worst finding's status
+    status: str  # "healthy" (every rule applied, none fired) or the worst finding's status
     findings: tuple[Finding, ...] = ()
 
 
@@ -99,8 +100,11 @@ def dumps(d: dict[str, Any]) -> str:
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a file so a reader never sees half of it: a temp file beside it, then os.replace."""
-    path = Path(path)
+    """Write a file so a reader never sees half of it: a temp file beside it, then os.replace.
+
+    A path that is a symbolic link is written through: the link stays and its target gets the
+    new content (as editors and ``cp`` do), instead of the link being replaced by a plain file."""
+    path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

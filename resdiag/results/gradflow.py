@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ class GradFlowSummary:
     boundary_ratio: float  # ||dE/dx_0|| / ||dE/dx_L||
     log_growth_per_block: float  # fitted slope of ln ||dE/dx_l|| per block toward the input
     growth_per_block: float  # exp(log_growth_per_block)
+    # ||dE/d output|| (mean over batches) of the model's output: 0 means the loss is flat in the
+    # output (nothing to judge), NaN that it was not recorded (older results, or no tensor output)
+    output_grad_norm: float = math.nan
 
 
 @dataclass(frozen=True)

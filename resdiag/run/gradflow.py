@@ -133,6 +133,7 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
         boundary_ratio=end_to_end_ratio(b_mean),
         log_growth_per_block=slope,
         growth_per_block=_exp(slope),
+        output_grad_norm=mean_std([[s.output_grad] for s in probe.steps])[0][0],
     )
     names = [x.name for x in layers if x.has_grad]
     verdict = diagnose(summary, seen_means, names, b_mean, list(step.boundary_names), thresholds)

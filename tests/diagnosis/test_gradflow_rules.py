@@ -5,11 +5,11 @@ from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.results import GradFlowSummary
 
 
-def verdict(w, b, **t):
+def verdict(w, b, out=1.0, **t):
     from resdiag.metrics.gradient import end_to_end_ratio, log_growth_per_block
 
     s = log_growth_per_block(b)
-    summary = GradFlowSummary(end_to_end_ratio(w), end_to_end_ratio(b), s, math.exp(s))
+    summary = GradFlowSummary(end_to_end_ratio(w), end_to_end_ratio(b), s, math.exp(s), out)
     return diagnose(summary, w, [f"w{i}" for i in range(len(w))], b, [f"x{i}" for i in range(len(b))],
                     GradThresholds(**t))
 
@@ -49,8 +49,46 @@ def test_non_finite_names_the_first_layer_on_the_way_back():
     assert v.status == "exploding" and any("w1" in m for m in msgs) and any("x0" in m for m in msgs)
 
 
-def test_zero_gradients_are_vanishing_not_healthy():
-    v = verdict([0.0, 0.0], [0.0, 0.0, 0.0])
+def test_zero_at_the_input_with_gradient_at_the_output_is_vanishing():
+    v = verdict([1e-9, 1.0], [0.0, 0.5, 1.0])
     assert v.status == "vanishing" and "zero" in rules(v)
-    v = verdict([0.0, 1.0], [0.0, 0.5, 1.0])
+
+
+def test_no_gradient_at_the_output_is_inconclusive_not_vanishing():
+    """Cross-entropy over one class: every gradient is exactly 0, the last included. That is not a
+    gradient that vanished on its way back; there is nothing to judge."""
+    for out in (0.0, math.nan):  # flat in the output, or the output gradient not recorded
+        v = verdict([0.0, 0.0], [0.0, 0.0, 0.0], out=out)
+        assert v.status == "inconclusive"
+        assert {"evidence.output", "evidence.weights"} <= rules(v) and "zero" not in rules(v)
+
+
+def test_no_gradient_past_a_head_that_receives_one_is_vanishing():
+    """Zero-initialised weights: the logits get a gradient, nothing passes back from them."""
+    v = verdict([0.0, 0.0], [0.0, 0.0, 0.0], out=0.3)
     assert v.status == "vanishing" and "zero" in rules(v)
+    assert not any(r.startswith("evidence") for r in rules(v))
+
+
+def test_no_boundaries_is_inconclusive_with_a_hint():
+    v = verdict([1.0, 1.0], [])
+    assert v.status == "inconclusive" and rules(v) == {"evidence.boundaries"}
+    assert "--blocks" in v.findings[0].message
+
+
+def test_no_weights_is_inconclusive():
+    v = verdict([], [2.0, 1.5, 1.0])
+    assert v.status == "inconclusive" and rules(v) == {"evidence.weights"}
+    assert verdict([], []).status == "inconclusive"
+
+
+def test_a_problem_on_part_of_the_evidence_outranks_inconclusive():
+    v = verdict([], [1e-9, 1e-3, 1.0])
+    assert v.status == "vanishing" and "evidence.weights" in rules(v)
+    v = verdict([80.0, 1.0], [])
+    assert v.status == "exploding" and "evidence.boundaries" in rules(v)
+
+
+def test_non_finite_is_not_also_inconclusive():
+    v = verdict([1.0, math.nan], [math.nan, math.nan])
+    assert v.status == "exploding" and not any(r.startswith("evidence") for r in rules(v))

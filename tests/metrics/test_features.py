@@ -7,15 +7,9 @@ import torch
 from resdiag.metrics.features import feature_ranks_from_gram, gram_stats
 from resdiag.metrics.rank import feature_rank
 
-EPS64 = torch.finfo(torch.float64).eps
-
 
 def via_gram(*xs):
-    stats = [gram_stats(x) for x in xs]
-    grams = torch.stack([g for g, _ in stats])
-    sums = torch.stack([s for _, s in stats])
-    features = [x[0].numel() for x in xs]
-    return feature_ranks_from_gram(grams, sums, features, [True] * len(xs), EPS64)
+    return feature_ranks_from_gram([gram_stats(x) for x in xs])
 
 
 @pytest.mark.parametrize("shape", [(16, 40), (40, 16), (8, 3, 4, 4)])
@@ -52,8 +46,7 @@ def test_closed_forms():
 def test_non_finite_is_flagged_not_raised():
     x = torch.randn(4, 6, dtype=torch.float64)
     x[1, 2] = float("inf")
-    g, s = gram_stats(x)
-    r = feature_ranks_from_gram(g[None], s[None], [6], [False], EPS64)[0]
+    r = via_gram(x)[0]
     assert not r.finite and np.isnan(r.erank)
 
 

@@ -1,0 +1,55 @@
+"""Rank verdict rules, the evidence rules included, on constructed rows."""
+
+import math
+
+from resdiag.diagnosis.rank import diagnose_rank
+from resdiag.diagnosis.thresholds import RankThresholds
+from resdiag.results import FeatureRankRow, RankSummary, WeightRank
+
+
+def weight(i, ratio=0.9, finite=True):
+    return WeightRank(i, f"w{i}", "linear", (4, 4), (4, 4), 1, 4 * ratio, ratio, 3.0, 4, 1.0, 2.0, finite)
+
+
+def feature(i, ratio, rank1=0.6, finite=True):
+    return FeatureRankRow(i, f"b{i}:in", (8, 4), ratio * 4, ratio, rank1, 0.5, 1.0, 1.0, finite)
+
+
+def run(weights, features, **t):
+    first = features[0].erank_ratio if features else math.nan
+    last = features[-1].erank_ratio if features else math.nan
+    ratios = [w.erank_ratio for w in weights]
+    summary = RankSummary(first, last, last / first if features and first else math.nan,
+                          features[-1].rank1_distance if features else math.nan,
+                          min(ratios, default=math.nan), math.nan, math.nan)
+    return diagnose_rank(summary, tuple(weights), tuple(features), RankThresholds(**t))
+
+
+def rules(v):
+    return {f.rule for f in v.findings}
+
+
+def test_healthy_needs_features_and_weights():
+    assert run([weight(0)], [feature(0, 0.8), feature(1, 0.8)]).status == "healthy"
+    v = run([weight(0)], [])
+    assert v.status == "inconclusive" and rules(v) == {"evidence.features"}
+    assert "--blocks" in v.findings[0].message
+    v = run([], [feature(0, 0.8), feature(1, 0.8)])
+    assert v.status == "inconclusive" and rules(v) == {"evidence.weights"}
+
+
+def test_zero_erank_at_the_input_is_inconclusive():
+    v = run([weight(0)], [feature(0, 0.0), feature(1, 0.5)])
+    assert v.status == "inconclusive" and rules(v) == {"evidence.features"}
+
+
+def test_collapse_outranks_inconclusive_and_non_finite_outranks_collapse():
+    v = run([], [feature(0, 0.8), feature(1, 0.1)])
+    assert v.status == "collapse" and {"features.retention", "evidence.weights"} <= rules(v)
+    v = run([weight(0, finite=False)], [feature(0, 0.8), feature(1, 0.1)])
+    assert v.status == "non_finite"
+
+
+def test_rank1_rule():
+    v = run([weight(0)], [feature(0, 0.8), feature(1, 0.8, rank1=0.05)])
+    assert v.status == "collapse" and rules(v) == {"features.rank1"}
