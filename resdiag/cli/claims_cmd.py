@@ -16,12 +16,12 @@ from resdiag.cli.app import app, console, user_errors
 def claims(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for claims.md, claims.json, plots, runs.")],
     quick: Annotated[
-        bool, typer.Option("--quick", help="The quick budget (at most 2 minutes on 2 cores).")
+        bool, typer.Option("--quick", help="The quick budget (about 1.5 CPU-minutes, docs/claims.md).")
     ] = False,
     budget: Annotated[
         str | None,
         typer.Option(
-            help="quick | default (at most 10 minutes on 2 cores) | full (the papers' depths and "
+            help="quick | default (about 5 CPU-minutes) | full (the papers' depths and "
             "recipe: a GPU) [default]."
         ),
     ] = None,
