@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from resdiag.thresholds_schema import check_thresholds
+
 
 # The principle behind the end-to-end limits (docs/calibration.md, "The defaults, and why"): SGD
 # applies one learning rate to every layer, so a layer's step scales with its gradient. Take the
@@ -26,6 +28,9 @@ class GradThresholds:
     vanish_ratio: float = FLOAT32_UNIT_ROUNDOFF / HEALTHY_UPDATE_RATIO  # 5.96e-5
     explode_ratio: float = 1.0 / HEALTHY_UPDATE_RATIO  # 1e3
 
+    def __post_init__(self) -> None:  # finite and in range, or ResdiagError (resdiag/thresholds_schema.py)
+        check_thresholds(self)
+
 
 @dataclass(frozen=True)
 class RankThresholds:
@@ -36,3 +41,10 @@ class RankThresholds:
     rank1_distance: float = 0.1  # collapse when ||X_L - X_1|| / ||X_L|| is below (healthy: >= 0.5)
     # Not calibrated on trained nets (no data set here); at initialisation every layer is >= 0.79.
     weight_erank_ratio: float = 0.1  # collapse when some layer's weight erank ratio is below
+    # Token rank of (batch, tokens, features) boundaries (docs/tokens.md has the calibration: intact
+    # transformers and ViTs keep token_res(x_L) >= 0.018, residual-free ones of depth >= 6 <= 2.2e-7).
+    token_res: float = 1e-3  # collapse when the batch-mean token res(X) at x_L is below
+    token_retention: float = 0.25  # collapse when token erank ratio x_L / x_0 is below
+
+    def __post_init__(self) -> None:  # finite and in range, or ResdiagError (resdiag/thresholds_schema.py)
+        check_thresholds(self)

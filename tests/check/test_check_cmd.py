@@ -31,7 +31,7 @@ def test_ten_times_the_init_fails(cli, config):
 def test_unknown_key_exits_2_and_names_it(cli, config, tmp_path):
     code, out, err = cli("check", "--config", config("foo = 1"), "--junitxml", tmp_path / "j.xml")
     assert code == 2 and out == ""
-    assert err == f"resdiag: error: {tmp_path / 'resdiag.toml'}: unknown key 'models[0].foo'\n"
+    assert err == f"resdiag: error: {tmp_path / 'resdiag.toml'}: models.res.foo: unknown key\n"
     assert not (tmp_path / "j.xml").exists()
 
 
@@ -134,7 +134,7 @@ def test_user_models_by_module_and_callable(cli, config):
 def test_bad_user_model_is_a_usage_error_naming_the_model(cli, config, spec, message):
     path = config(text=f"[[models]]\nname = 'u'\nmodel = '{spec}'\ninput_shape = [3, 4, 4]\n")
     code, _, err = cli("check", "-c", path)
-    assert code == 2 and message in err and f"{path}: 'models[0]'" in err and err.count("\n") == 1
+    assert code == 2 and message in err and f"{path}: models.u:" in err and err.count("\n") == 1
 
 
 def test_pyproject_is_found_from_a_subfolder(cli, tmp_path, monkeypatch):
@@ -145,7 +145,7 @@ def test_pyproject_is_found_from_a_subfolder(cli, tmp_path, monkeypatch):
     assert code == 0 and json.loads(out)["models"][0]["name"] == "res"
     (tmp_path / "pyproject.toml").write_text("[tool.resdiag]\nbogus = 1\n" + _pyproject())
     code, _, err = cli("check")
-    assert code == 2 and "unknown key 'tool.resdiag.bogus'" in err
+    assert code == 2 and ": tool.resdiag.bogus: unknown key" in err
 
 
 def _pyproject() -> str:
