@@ -49,7 +49,8 @@ def splits(data: str, input_shape: tuple[int, ...], num_classes: int, seed: int,
 
 
 def reestimate_bn(model: nn.Module, train: Split) -> None:
-    """Reset every BN layer's running statistics and recompute them over ``train`` (exact average)."""
+    """Reset every BN layer's running statistics and recompute them over ``train`` (its first
+    REESTIMATE_MAX images): afterwards each holds the mean and unbiased variance of its input there."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -58,10 +59,10 @@ def reestimate_bn(model: nn.Module, train: Split) -> None:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: the exact mean over the batches seen
     model.train()
-    dev = _device(model)
+    # One batch: momentum=None averages per *batch*, so one batch makes the statistics exactly the
+    # mean and (unbiased) variance over these images; no_grad frees each activation as it goes.
     with torch.no_grad():
-        for i in range(0, min(len(train.labels), REESTIMATE_MAX), EVAL_BATCH):
-            model(train.inputs[i:i + EVAL_BATCH].to(dev))
+        model(train.inputs[:REESTIMATE_MAX].to(_device(model)))
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     model.eval()
