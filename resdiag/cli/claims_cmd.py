@@ -21,7 +21,7 @@ def claims(
     budget: Annotated[
         str | None,
         typer.Option(
-            help="quick | default (about 5 CPU-minutes) | full (the papers' depths and "
+            help="quick | default (about 5.5 CPU-minutes) | full (the papers' depths and "
             "recipe: a GPU) [default]."
         ),
     ] = None,
