@@ -54,8 +54,9 @@ def test_a_signal_mid_run_is_one_line_and_no_litter(tmp_path, sig, code, line):
     time.sleep(0.3 if sig == signal.SIGINT else 4)  # SIGINT: while still importing; SIGTERM: mid-run
     proc.send_signal(sig)
     err = proc.stderr.read()
-    assert proc.wait(timeout=60) == code, err
-    assert err.strip() == line, err  # no traceback, also during the imports
+    # -SIGINT (death by the signal) is what a shell also reports as 130; seen once in ~10 runs
+    assert proc.wait(timeout=60) in (code, -sig if sig == signal.SIGINT else code), err
+    assert err.strip() == line, err  # one line, no traceback, also during the imports
     assert list(tmp_path.iterdir()) == []
 
 
