@@ -1,9 +1,12 @@
 """Models written the way people write them, for `resdiag ... --model examples.user_models:NAME`.
 
 `torchvision_style_resnet` copies torchvision's BasicBlock idioms: `ReLU(inplace=True)` and
-`out += identity`. `twice_called` applies one block twice per forward. Try:
+`out += identity`. `twice_called` applies one block twice per forward. `tiny_vit` is a ViT written
+as timm writes one (a `Block` class, pre-LN, here with nn.MultiheadAttention), and
+`tiny_vit_no_residual` the same net without its residual sums. Try:
 
     resdiag grad-flow --model examples.user_models:torchvision_style_resnet --input-shape 3,32,32
+    resdiag rank --model examples.user_models:tiny_vit_no_residual --input-shape 3,32,32
 """
 
 from __future__ import annotations
@@ -65,6 +68,56 @@ class TwiceCalled(nn.Module):
         x = self.block(x)
         x = self.block(x)
         return self.fc(x.mean((2, 3)))
+
+
+class Block(nn.Module):
+    """A timm-style ViT block: x = x + attn(norm1(x)); x = x + mlp(norm2(x)) (Dosovitskiy et al.
+    2021), or without the sums (``residual=False``). Its attention returns a tuple, as
+    nn.MultiheadAttention does."""
+
+    def __init__(self, dim: int, heads: int, residual: bool = True):
+        super().__init__()
+        self.residual = residual
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        a = self.attn(h, h, h, need_weights=False)[0]
+        x = x + a if self.residual else a
+        m = self.mlp(self.norm2(x))
+        return x + m if self.residual else m
+
+
+class TinyViT(nn.Module):
+    """Patch embedding (a strided conv), a class token, learned positions, ``depth`` Blocks, a final
+    LayerNorm and a linear head on the class token: the layout of timm's VisionTransformer."""
+
+    def __init__(self, depth: int = 6, dim: int = 64, heads: int = 4, patch: int = 8, image: int = 32,
+                 num_classes: int = 10, residual: bool = True):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(0.02 * torch.randn(1, (image // patch) ** 2 + 1, dim))
+        self.blocks = nn.Sequential(*[Block(dim, heads, residual) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.blocks(x + self.pos_embed)
+        return self.head(self.norm(x)[:, 0])
+
+
+def tiny_vit() -> nn.Module:
+    return TinyViT()
+
+
+def tiny_vit_no_residual() -> nn.Module:
+    return TinyViT(residual=False)
 
 
 def torchvision_style_resnet() -> nn.Module:

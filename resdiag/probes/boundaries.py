@@ -5,11 +5,44 @@ A subclass implements ``_on_boundary(tensor, label)`` and, if it needs more hook
 Labels are ``<block>:in`` for the first call of a block in a step and ``<block>:in#2`` ... for later
 calls of a block used more than once; ``keep_boundaries`` drops the outputs of the last block that
 are not its final one (they are the inputs of its later calls, already recorded).
+
+Which tensor is x_l (docs/architectures.md, "Blocks"): the first positional argument of the call,
+else the keyword argument ``hidden_states`` (HF), ``x``, ``src``/``tgt`` (nn.Transformer*Layer) or
+``hidden_state``; the block's output is the tensor itself, the first element of a tuple/list
+(HF layers return ``(hidden_states, attentions, ...)``), or ``last_hidden_state``/``hidden_states``
+of a dict or ModelOutput.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import torch
 from torch import nn
+
+HIDDEN_KWARGS = ("hidden_states", "x", "src", "tgt", "hidden_state", "input")
+HIDDEN_KEYS = ("last_hidden_state", "hidden_states", "hidden_state")
+
+
+def block_input(args: tuple, kwargs: Mapping):
+    """The residual-stream tensor a block was called with, or None."""
+    if args:
+        return args[0]
+    for key in HIDDEN_KWARGS:
+        if isinstance(kwargs.get(key), torch.Tensor):
+            return kwargs[key]
+    return None
+
+
+def block_output(output):
+    """The residual-stream tensor a block returned, or None."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output:
+        return output[0] if isinstance(output[0], torch.Tensor) else None
+    if isinstance(output, Mapping):  # dict, and HF ModelOutput (an OrderedDict)
+        return next((output[k] for k in HIDDEN_KEYS if isinstance(output.get(k), torch.Tensor)), None)
+    return None
 
 
 class BoundaryHooks:
@@ -23,7 +56,7 @@ class BoundaryHooks:
             self._install()
             last = len(self.blocks) - 1
             for i, (name, block) in enumerate(self.blocks):
-                self._handles.append(block.register_forward_pre_hook(self._pre_hook(name)))
+                self._handles.append(block.register_forward_pre_hook(self._pre_hook(name), with_kwargs=True))
                 if i == last:
                     self._handles.append(block.register_forward_hook(self._out_hook(name)))
         except BaseException:
@@ -52,15 +85,18 @@ class BoundaryHooks:
         return key if n == 1 else f"{key}#{n}"
 
     def _pre_hook(self, name: str):
-        def hook(module, args):
-            if args:
-                self._on_boundary(args[0], self._label(name, "in"))
+        def hook(module, args, kwargs):
+            x = block_input(args, kwargs)
+            if x is not None:
+                self._on_boundary(x, self._label(name, "in"))
 
         return hook
 
     def _out_hook(self, name: str):
         def hook(module, args, output):
-            self._on_boundary(output, self._label(name, "out"))
+            y = block_output(output)
+            if y is not None:
+                self._on_boundary(y, self._label(name, "out"))
 
         return hook
 

@@ -6,6 +6,7 @@ Usage::
         model(x)
     probe.boundaries   # one FeatureRank per x_l (inputs of every block, output of the last)
     probe.branches     # std of each block's residual-branch output F(x_l) (He et al. 2015, Fig. 7)
+    probe.tokens       # one TokenRank per 3-D (batch, tokens, features) x_l (docs/tokens.md)
 
 Each response X is reduced in the hook to its centred Gram matrix and a few moments, in float64
 (``resdiag.metrics.features.GramStats``), so a 1202-layer network never holds its activations; the metrics
@@ -21,8 +22,9 @@ from torch import nn
 
 from resdiag.metrics.features import GramStats, feature_ranks_from_gram, gram_stats
 from resdiag.metrics.rank import FeatureRank
+from resdiag.metrics.tokens import TokenRank, token_rank_from_stats, token_stats
 from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
-from resdiag.probes.layers import find_blocks
+from resdiag.probes.layers import as_btd, find_blocks, sequence_layout
 
 
 class FeatureProbe(BoundaryHooks):
@@ -35,6 +37,9 @@ class FeatureProbe(BoundaryHooks):
         self._branch: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
         self.boundaries: list[tuple[str, tuple[int, ...], FeatureRank]] = []
         self.branches: list[tuple[str, float]] = []
+        self._token_stats: list[tuple[str, tuple[int, ...], torch.Tensor]] = []
+        self.tokens: list[tuple[str, tuple[int, ...], TokenRank]] = []
+        self._layout = {name: sequence_layout(block) for name, block in self.blocks}
 
     def _install(self) -> None:
         for name, block in self.blocks:
@@ -46,6 +51,9 @@ class FeatureProbe(BoundaryHooks):
         if not isinstance(x, torch.Tensor) or x.ndim < 2:
             return
         self._stats.append((label, tuple(x.shape), gram_stats(x)))
+        if x.ndim == 3:
+            seq = as_btd(x, self._layout[label.rsplit(":", 1)[0]])
+            self._token_stats.append((label, tuple(seq.shape), token_stats(seq).mean(0)))
 
     def _branch_hook(self, name: str):
         def hook(module, args, output):
@@ -55,12 +63,22 @@ class FeatureProbe(BoundaryHooks):
 
         return hook
 
+    def _collect_tokens(self) -> None:
+        tokens, self._token_stats = self._token_stats, []
+        if not tokens:
+            return
+        tokens = [tokens[i] for i in keep_boundaries([t[0] for t in tokens])]
+        means = torch.stack([t[2] for t in tokens]).cpu()
+        self.tokens += [(label, shape, token_rank_from_stats(m, shape))
+                        for (label, shape, _), m in zip(tokens, means, strict=True)]
+
     def collect(self) -> None:
         """Compute the metrics of everything recorded since the last call (one sync per group)."""
         stats, self._stats, self._calls = self._stats, [], {}
         stats = [stats[i] for i in keep_boundaries([s[0] for s in stats])]
         ranks = feature_ranks_from_gram([s[2] for s in stats])
         self.boundaries += [(s[0], s[1], r) for s, r in zip(stats, ranks, strict=True)]
+        self._collect_tokens()
         branch, self._branch = self._branch, []
         if branch:
             moments = torch.stack([torch.stack([b[1], b[2]]) for b in branch]).cpu().tolist()

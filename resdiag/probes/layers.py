@@ -2,36 +2,60 @@
 
 Works on resdiag's own networks and on other people's: wrappers (DataParallel, DDP,
 ``torch.compile``) are looked through so names carry no ``module.``/``_orig_mod.`` prefix, and
-blocks are found by marker, by class name, or by the caller's regular expression.
+blocks are found by marker, by class name, or by the caller's regular expression. The rules are
+documented in docs/architectures.md ("Blocks", "Weights").
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from resdiag.errors import ResdiagError
 
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-# torchvision's BasicBlock/Bottleneck, timm's blocks, "ResidualUnit", "ResBlock", ...
-BLOCK_CLASS = re.compile(r"(Block|Bottleneck|Unit)$")
+EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+# Kinds of Layer. "embedding" is a table lookup, not a matmul on the residual stream: it is listed
+# (and its gradient recorded) but not a candidate for the first/last matmul of AUTOTRAINER's rule.
+MATMUL_KINDS = ("conv", "linear", "conv1d_t")
+KINDS = (*MATMUL_KINDS, "embedding")
+# Class names of residual units. Strong: torchvision's BasicBlock/Bottleneck, timm's Block, HF's
+# GPT2Block, *EncoderLayer/*DecoderLayer (HF Llama/T5/BART/Whisper, nn.Transformer*Layer),
+# "ResidualUnit", "ResBlock" ... Weak: any other *Layer (HF BertLayer, ViTLayer,
+# ResNetBasicLayer), which also names stages and conv-norm-act triples, so it is only used when no
+# strong name is found, and only for a class that repeats (docs/architectures.md, "Blocks").
+STRONG_BLOCK = re.compile(r"(Block|Bottleneck|Unit|EncoderLayer|DecoderLayer)$")
+WEAK_BLOCK = re.compile(r"Layer$")
+TORCH_BLOCKS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+NO_BLOCKS_HINT = "no block boundary found: name the blocks with --blocks REGEX"
 
 
 @dataclass(frozen=True)
 class Layer:
-    name: str  # qualified module name, e.g. "stage1.0.branch.conv1"
-    kind: str  # "conv" or "linear"
+    name: str  # qualified module name, e.g. "stage1.0.branch.conv1"; MHA input proj: "<attn>.in_proj"
+    kind: str  # one of KINDS: "conv", "linear", "conv1d_t" (HF Conv1D, in x out), "embedding"
     module: nn.Module
+    param: str = "weight"  # the attribute of ``module`` holding the matrix
 
     @property
     def weight(self) -> nn.Parameter:
-        return self.module.weight
+        return getattr(self.module, self.param)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.module.weight.shape)
+        return tuple(self.weight.shape)
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        """The detached weight as the map acts: out x in (x kernel). HF's Conv1D stores in x out and
+        computes x @ W, so it is transposed; singular values, hence every rank metric, and the
+        gradient norm are the same either way."""
+        w = self.weight.detach()
+        return w.T if self.kind == "conv1d_t" else w
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -51,43 +75,84 @@ def unwrap(model: nn.Module) -> nn.Module:
         return model
 
 
+def _is_hf_conv1d(module: nn.Module) -> bool:
+    """transformers.pytorch_utils.Conv1D (GPT-2's projections), without importing transformers."""
+    return type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers")
+
+
+def _matrices(name: str, module: nn.Module) -> list[Layer]:
+    """The weight matrices one module holds directly, as Layers (none for most modules)."""
+    if isinstance(module, nn.MultiheadAttention):
+        # out_proj is an nn.Linear submodule (found on its own); the input projections are
+        # parameters of the attention module: one packed (3E x E) matrix, or q/k/v separately.
+        params = ("in_proj_weight",) if module.in_proj_weight is not None else \
+            ("q_proj_weight", "k_proj_weight", "v_proj_weight")
+        return [Layer(f"{name}.{p.removesuffix('_weight')}", "linear", module, p) for p in params]
+    if not isinstance(getattr(module, "weight", None), nn.Parameter):
+        return []
+    if isinstance(module, WEIGHT_LAYERS):
+        return [Layer(name, "linear" if isinstance(module, nn.Linear) else "conv", module)]
+    if _is_hf_conv1d(module):
+        return [Layer(name, "conv1d_t", module)]
+    if isinstance(module, EMBEDDINGS):
+        return [Layer(name, "embedding", module)]
+    return []
+
+
 def find_layers(model: nn.Module) -> list[Layer]:
-    """Every conv and linear layer, in registration order; a weight shared by several layers is
-    listed once, under the first name that holds it."""
-    seen: set[int] = set()
-    layers = []
+    """Every matmul weight (conv, linear, HF Conv1D, nn.MultiheadAttention's projections) and every
+    embedding, in registration order. A weight held by several modules is listed once, with its
+    total gradient: under its first matmul holder when it has one (GPT-2's ``lm_head``, tied to
+    ``wte``, is the last matmul, not an embedding), else under its first holder."""
+    found: dict[int, Layer] = {}
+    order: list[int] = []
     for name, module in unwrap(model).named_modules():
-        weight = getattr(module, "weight", None)
-        if isinstance(module, WEIGHT_LAYERS) and isinstance(weight, nn.Parameter) and id(weight) not in seen:
-            seen.add(id(weight))
-            kind = "linear" if isinstance(module, nn.Linear) else "conv"
-            layers.append(Layer(name, kind, module))
-    return layers
+        for layer in _matrices(name, module):
+            key = id(layer.weight)
+            if key not in found:
+                found[key] = layer
+                order.append(key)
+            elif found[key].kind == "embedding" and layer.kind in MATMUL_KINDS:
+                found[key] = layer  # the tied head: listed where it acts as a matmul
+                order.remove(key)
+                order.append(key)
+    return [found[k] for k in order]
 
 
 def find_blocks(model: nn.Module, pattern: str | None = None) -> list[tuple[str, nn.Module]]:
     """The blocks whose inputs are the x_l of the seed's equations, outermost first, in order.
 
     ``pattern``: a regular expression matched (``re.fullmatch``) against qualified module names.
-    Otherwise: modules marked ``resdiag_block = True`` (every block resdiag builds is); failing
-    that, modules whose class name ends in Block, Bottleneck or Unit.
+    Otherwise, the first rule that finds any: (1) modules marked ``resdiag_block = True`` (every
+    block resdiag builds is); (2) nn.TransformerEncoderLayer/DecoderLayer and classes named
+    ``*Block``, ``*Bottleneck``, ``*Unit``, ``*EncoderLayer``, ``*DecoderLayer``; (3) classes named
+    ``*Layer`` that occur at least twice. In each rule a match nested in another match is dropped:
+    the outermost repeated unit is the one on the residual stream (docs/architectures.md).
+    An empty list means no block was found; callers say so (``NO_BLOCKS_HINT``).
     """
     root = unwrap(model)
+    named = [(n, m) for n, m in root.named_modules() if n]
     if pattern is not None:
         try:
             rx = re.compile(pattern)
         except re.error as exc:
             raise ResdiagError(f"--blocks {pattern!r} is not a valid regular expression ({exc})") from None
-        found = _outermost((n, m) for n, m in root.named_modules() if n and rx.fullmatch(n))
+        found = _outermost((n, m) for n, m in named if rx.fullmatch(n))
         if not found:
             raise ResdiagError(f"--blocks {pattern!r} matches no module name (e.g. 'layer[1-4]\\.\\d+')")
         return found
-    marked = _outermost((n, m) for n, m in root.named_modules() if getattr(m, "resdiag_block", False))
+    marked = _outermost((n, m) for n, m in named if getattr(m, "resdiag_block", False))
     if marked:
         return marked
-    return _outermost(
-        (n, m) for n, m in root.named_modules() if n and BLOCK_CLASS.search(type(m).__name__)
+    strong = _outermost(
+        (n, m) for n, m in named
+        if isinstance(m, TORCH_BLOCKS) or STRONG_BLOCK.search(type(m).__name__)
     )
+    if strong:
+        return strong
+    weak = _outermost((n, m) for n, m in named if WEAK_BLOCK.search(type(m).__name__))
+    counts = Counter(type(m) for _, m in weak)
+    return [(n, m) for n, m in weak if counts[type(m)] >= 2]
 
 
 def _outermost(candidates) -> list[tuple[str, nn.Module]]:
@@ -96,3 +161,23 @@ def _outermost(candidates) -> list[tuple[str, nn.Module]]:
         if not any(name.startswith(f"{outer}.") for outer, _ in blocks):
             blocks.append((name, module))
     return blocks
+
+
+def sequence_layout(block: nn.Module) -> str:
+    """How a block's 3-D inputs are laid out: "btd" (batch, tokens, features: HF, timm,
+    batch_first attention), "tbd" (nn.Transformer*Layer with batch_first=False), or "bdt"
+    (a block with Conv1d layers: batch, channels, positions). docs/tokens.md."""
+    if isinstance(block, TORCH_BLOCKS):
+        return "btd" if block.self_attn.batch_first else "tbd"
+    if any(isinstance(m, nn.Conv1d) for m in block.modules()):
+        return "bdt"
+    return "btd"
+
+
+def as_btd(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """A 3-D boundary in (batch, tokens, features) order, from its ``sequence_layout``."""
+    if layout == "tbd":
+        return x.transpose(0, 1)
+    if layout == "bdt":
+        return x.transpose(1, 2)
+    return x

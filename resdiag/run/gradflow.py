@@ -13,7 +13,7 @@ from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.errors import ResdiagError
 from resdiag.metrics.gradient import end_to_end_ratio, log_growth_per_block, mean_std
 from resdiag.probes.grad import GradientProbe
-from resdiag.probes.layers import find_blocks
+from resdiag.probes.layers import MATMUL_KINDS, find_blocks
 from resdiag.results import (
     BoundaryGrad,
     GradFlowResult,
@@ -87,7 +87,10 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
     w_mean, w_std = mean_std([s.weight_grad for s in probe.steps])
     b_mean, b_std = mean_std([s.boundary_grad for s in probe.steps])
     seen = [any(s.weight_seen[i] for s in probe.steps) for i in range(len(probe.layers))]
-    seen_means = [g for g, ok in zip(w_mean, seen, strict=True) if ok]
+    # Embeddings are table lookups, not matmuls on the residual stream: shown in the table, left out
+    # of the rules' first/last weight (docs/architectures.md, "Weights").
+    matmul = [ok and layer.kind in MATMUL_KINDS for layer, ok in zip(probe.layers, seen, strict=True)]
+    seen_means = [g for g, ok in zip(w_mean, matmul, strict=True) if ok]
     last_w = seen_means[-1] if seen_means else float("nan")
     layers = tuple(
         LayerGrad(i, layer.name, layer.kind, layer.shape, g, sd, wn, _div(g, wn), _div(g, last_w), ok)
@@ -111,7 +114,7 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
         growth_per_block=_exp(slope),
         output_grad_norm=mean_std([[s.output_grad] for s in probe.steps])[0][0],
     )
-    names = [x.name for x in layers if x.has_grad]
+    names = [x.name for x, ok in zip(layers, matmul, strict=True) if ok]
     verdict = diagnose(summary, seen_means, names, b_mean, list(step.boundary_names), thresholds)
     run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__,
                   objective)

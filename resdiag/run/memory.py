@@ -7,6 +7,8 @@ for the backward pass plus weights and gradients, in float32.
   (convolution, BN and ReLU outputs, the shortcut and the sum); stage s of n blocks has maps of
   ``width * c_s * 16 * (H/2^s) * (W/2^s)`` values (times 4 for bottleneck outputs).
 - MLP: a block keeps ``SAVED_PER_MLP_BLOCK`` vectors of ``width`` values.
+- Transformer: a layer keeps ``SAVED_PER_TOKEN`` vectors of ``width`` values per token (qkv, norms,
+  the 4x feed-forward) and its attention maps (heads x T x T).
 It errs high on purpose (a refused run can lower --batch-size; a killed one has lost its work).
 """
 
@@ -15,10 +17,11 @@ from __future__ import annotations
 import math
 
 from resdiag.errors import ResdiagError
-from resdiag.zoo.config import MLPConfig, ModelConfig
+from resdiag.zoo.config import MLPConfig, ModelConfig, ResNetConfig, TransformerConfig
 
 SAVED_PER_BLOCK = 10
 SAVED_PER_MLP_BLOCK = 5
+SAVED_PER_TOKEN = 24
 BYTES = 4
 HEADROOM = 0.8  # use at most this share of the memory that is free
 MAX_BLOCKS = 100_000  # beyond this, building the Python module tree alone takes minutes
@@ -27,7 +30,11 @@ MAX_BLOCKS = 100_000  # beyond this, building the Python module tree alone takes
 def estimate_bytes(cfg: ModelConfig, batch_size: int, backward: bool = True) -> int:
     """Bytes a forward and backward pass (``backward``), or a forward pass recording feature
     Gram matrices (float64, batch x batch per boundary), of ``batch_size`` inputs needs, roughly."""
-    if isinstance(cfg, MLPConfig):
+    if isinstance(cfg, TransformerConfig):
+        t, d = cfg.input_shape[0], cfg.width
+        blocks, maps, per_block = cfg.depth, [t * (d + 2 * cfg.heads * t // SAVED_PER_TOKEN)], SAVED_PER_TOKEN
+        params = cfg.depth * (4 + 2 * cfg.mlp_ratio) * d * d + (cfg.vocab_size + cfg.num_classes) * d
+    elif isinstance(cfg, MLPConfig):
         blocks, maps, per_block = cfg.depth, [cfg.width], SAVED_PER_MLP_BLOCK
         params = cfg.depth * cfg.width * (cfg.width + 1) + math.prod(cfg.input_shape) * cfg.width
         params += cfg.width * cfg.num_classes
@@ -66,7 +73,7 @@ def available_bytes(device) -> int | None:
 
 def check_fits(cfg: ModelConfig, batch_size: int, device, backward: bool = True) -> None:
     """Raise ResdiagError when the run needs more than ``HEADROOM`` of the free memory."""
-    blocks = cfg.depth if isinstance(cfg, MLPConfig) else 3 * cfg.blocks_per_stage
+    blocks = 3 * cfg.blocks_per_stage if isinstance(cfg, ResNetConfig) else cfg.depth
     if blocks > MAX_BLOCKS:
         raise ResdiagError(f"{cfg.name} has {blocks:,} blocks; resdiag builds at most {MAX_BLOCKS:,}")
     need = estimate_bytes(cfg, batch_size, backward)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from resdiag.zoo.config import MLPConfig, ModelConfig, ResNetConfig, Shortcut, parse_shortcut, twin
+from resdiag.zoo.config import (
+    MLPConfig,
+    ModelConfig,
+    ResNetConfig,
+    Shortcut,
+    TransformerConfig,
+    parse_shortcut,
+    twin,
+)
 from resdiag.zoo.registry import FAMILIES, PRESETS, resolve
 
 
@@ -12,12 +20,16 @@ def build(cfg: ModelConfig):
         from resdiag.zoo.mlp import MLP
 
         return MLP(cfg)
+    if isinstance(cfg, TransformerConfig):
+        from resdiag.zoo.transformer import Transformer
+
+        return Transformer(cfg)
     from resdiag.zoo.resnet import CifarResNet
 
     return CifarResNet(cfg)
 
 
 __all__ = [
-    "FAMILIES", "PRESETS", "MLPConfig", "ModelConfig", "ResNetConfig", "Shortcut",
+    "FAMILIES", "PRESETS", "MLPConfig", "ModelConfig", "ResNetConfig", "Shortcut", "TransformerConfig",
     "build", "parse_shortcut", "resolve", "twin",
 ]

@@ -143,7 +143,35 @@ class MLPConfig:
         return 1.0 if self.plain else 1.0 / math.sqrt(self.depth)
 
 
-ModelConfig = ResNetConfig | MLPConfig
+TRANSFORMER_PLACEMENTS = ("preln", "postln")
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """A transformer encoder classifier (resdiag/zoo/transformer.py) or its residual-free twin."""
+
+    depth: int = 6  # number of layers (attention + feed-forward each)
+    width: int = 64  # d_model; small enough for a CPU at depth 48
+    heads: int = 4  # attention heads; width must be a multiple
+    mlp_ratio: int = 4  # feed-forward hidden units = mlp_ratio * width (Vaswani et al. 2017: 4)
+    placement: str = "preln"  # "preln" (Xiong et al. 2020) or "postln" (Vaswani et al. 2017)
+    plain: bool = False  # the same layers without the residual sums
+    shortcut: Shortcut = field(default_factory=Shortcut)  # identity only; kept so twin() is one rule
+    vocab_size: int = 256  # token ids in [0, vocab_size)
+    num_classes: int = 10
+    input_shape: tuple[int, ...] = (32,)  # (sequence length,): token ids, or floats mapped to ids
+    init_gain: float = 1.0  # multiplies every linear and embedding weight after init
+
+    family = "transformer"
+    input_kind = "tokens"  # int64 ids (B, T); the zoo's float batches are mapped to ids
+
+    @property
+    def name(self) -> str:
+        prefix = "postln_" if self.placement == "postln" else ""
+        return f"{prefix}{'plain_' if self.plain else ''}transformer{self.depth}"
+
+
+ModelConfig = ResNetConfig | MLPConfig | TransformerConfig
 
 
 def nearest_depths(depth: int, block: str, count: int = 2) -> list[int]:
@@ -158,6 +186,8 @@ def validate(cfg: ModelConfig) -> ModelConfig:
     """Check a config and return it; raise ResdiagError naming the fix for any invalid field."""
     if isinstance(cfg, MLPConfig):
         return _validate_mlp(cfg)
+    if isinstance(cfg, TransformerConfig):
+        return _validate_transformer(cfg)
     _check_choice("block", cfg.block, BLOCKS)
     _check_choice("projection", cfg.projection, PROJECTIONS)
     _check_choice("placement", cfg.placement, PLACEMENTS)
@@ -196,6 +226,26 @@ def _validate_mlp(cfg: MLPConfig) -> MLPConfig:
     if cfg.branch_gain is not None and not (math.isfinite(cfg.branch_gain) and cfg.branch_gain >= 0):
         raise ResdiagError(f"branch gain must be a finite number >= 0, got {cfg.branch_gain}")
     _check_common(1.0, cfg.num_classes, cfg.input_shape, cfg.init_gain)
+    return cfg
+
+
+def _validate_transformer(cfg: TransformerConfig) -> TransformerConfig:
+    _check_choice("placement", cfg.placement, TRANSFORMER_PLACEMENTS)
+    if cfg.depth < 1:
+        raise ResdiagError(f"a transformer needs depth >= 1 (layers), got {cfg.depth}")
+    if cfg.shortcut.kind != "identity":
+        raise ResdiagError(f"a transformer's residual sums are identities; --shortcut "
+                           f"{cfg.shortcut.describe()} does not apply")
+    if cfg.heads < 1 or not float(cfg.width).is_integer() or cfg.width < 2 or cfg.width % (2 * cfg.heads):
+        raise ResdiagError(f"a transformer's --width (d_model) must be an even multiple of its {cfg.heads} "
+                           f"heads, got {cfg.width}")
+    if cfg.mlp_ratio < 1 or cfg.vocab_size < 2:
+        raise ResdiagError(f"mlp_ratio must be >= 1 and vocab_size >= 2, got {cfg.mlp_ratio}, "
+                           f"{cfg.vocab_size}")
+    _check_common(1.0, cfg.num_classes, cfg.input_shape, cfg.init_gain)
+    if len(cfg.input_shape) != 1:
+        raise ResdiagError(f"a transformer takes input shape SEQ_LEN (token ids); got "
+                           f"{_shape(cfg.input_shape)}")
     return cfg
 
 

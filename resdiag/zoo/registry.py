@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 from resdiag.errors import ResdiagError
-from resdiag.zoo.config import MLPConfig, ModelConfig, ResNetConfig, validate
+from resdiag.zoo.config import MLPConfig, ModelConfig, ResNetConfig, TransformerConfig, validate
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,15 @@ register_family(
     Family("plain_mlp", lambda d: MLPConfig(depth=d, plain=True), 32, ">= 1 blocks", "plain MLP")
 )
 
+for _placement, _prefix in (("preln", ""), ("postln", "postln_")):
+    for _plain in (False, True):
+        _what = f"{_placement[:-2]}-LN transformer encoder{', no residual sums' if _plain else ''}"
+        register_family(Family(
+            f"{_prefix}{'plain_' if _plain else ''}transformer",
+            lambda d, p=_placement, q=_plain: TransformerConfig(depth=d, placement=p, plain=q),
+            6, ">= 1 layers", f"{_what} (d_model 64, 4 heads; --placement preln | postln)",
+        ))
+
 # The depths of He et al. 2015 (Table 6) and 2016 (Tables 1-3), each with its plain twin.
 for _d in (20, 32, 44, 56, 110, 164, 1001, 1202):
     register(f"resnet{_d}", FAMILIES["resnet"].make(_d))
@@ -96,8 +105,12 @@ for _d in (110, 164, 1001):
     register(f"preact_resnet{_d}", FAMILIES["preact_resnet"].make(_d))
 
 _NAME_DEPTH = re.compile(r"^([a-z_]+?)(\d+)$")
-_RESNET_ONLY = ("block", "projection", "placement", "init")
-_MLP_ONLY = ("branch_gain",)
+# Options a family does not take, refused with a one-line error rather than ignored.
+_NOT_FOR = {
+    ResNetConfig: ("a ResNet", ("branch_gain",)),
+    MLPConfig: ("an MLP", ("block", "projection", "placement", "init")),
+    TransformerConfig: ("a transformer", ("block", "projection", "init", "branch_gain", "norm")),
+}
 
 
 def resolve(arch: str | None = None, depth: int | None = None, plain: bool = False, **options) -> ModelConfig:
@@ -110,18 +123,17 @@ def resolve(arch: str | None = None, depth: int | None = None, plain: bool = Fal
     if plain:
         cfg = replace(cfg, plain=True)
     given = {k: v for k, v in options.items() if v is not None}
-    not_here = _MLP_ONLY if isinstance(cfg, ResNetConfig) else _RESNET_ONLY
+    kind, not_here = _NOT_FOR[type(cfg)]
     for key in given:
         if key in not_here:
-            kind = "a ResNet" if isinstance(cfg, ResNetConfig) else "an MLP"
             raise ResdiagError(f"--{key.replace('_', '-')} does not apply to {kind} ({cfg.name})")
     unknown = set(given) - {f.name for f in fields(cfg)}
     if unknown:
         raise ValueError(f"unknown config fields {sorted(unknown)}")
-    if isinstance(cfg, MLPConfig) and "width" in given:
+    if isinstance(cfg, (MLPConfig, TransformerConfig)) and "width" in given:
         width = given["width"]
         if not float(width).is_integer():
-            raise ResdiagError(f"an MLP's --width is a number of units, got {width:g}")
+            raise ResdiagError(f"{kind}'s --width is a number of units, got {width:g}")
         given["width"] = int(width)
     return validate(replace(cfg, **given))
 

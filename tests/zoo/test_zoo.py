@@ -92,7 +92,8 @@ def test_registry_rejects_duplicates():
 
 
 # Shallow instances of every family and every variant: a new family is tested once registered.
-SHALLOW = {name: 2 if fam.name.endswith("mlp") else 8 for name, fam in FAMILIES.items()}
+SHALLOW = {name: 8 if resolve(name).family == "resnet" else 2 for name in FAMILIES}
+SMALL_SHAPE = {"resnet": ((3, 8, 8), 0.25), "mlp": ((3, 8, 8), 8), "transformer": ((6,), 16)}
 VARIANTS = [{"shortcut": parse_shortcut(s)} for s in
             ("scale:0.5,0.5", "gate:-2", "shortcut_gate", "conv", "dropout:0.5")]
 VARIANTS += [{"projection": "B"}, {"norm": "none"}, {"block": "bottleneck"}]
@@ -100,8 +101,8 @@ VARIANTS += [{"projection": "B"}, {"norm": "none"}, {"block": "bottleneck"}]
 
 def small(name, **kw):
     depth = 11 if kw.get("block") == "bottleneck" else SHALLOW[name]
-    width = 8 if name.endswith("mlp") else 0.25
-    return resolve(name, depth, width=width, input_shape=(3, 8, 8), **kw)
+    shape, width = SMALL_SHAPE[resolve(name).family]
+    return resolve(name, depth, width=width, input_shape=shape, **kw)
 
 
 ALL_SMALL = [small(n) for n in FAMILIES] + [small("resnet", **v) for v in VARIANTS]
@@ -115,6 +116,8 @@ def test_every_variant_builds_runs_and_has_no_inplace_ops(cfg):
     out = model(x)
     assert out.shape == (4, cfg.num_classes)
     out.sum().backward()
+    if cfg.family == "transformer":  # token ids: the gradient stops at the embedding table
+        x = model.embed.weight
     assert x.grad is not None and torch.isfinite(x.grad).all()
     for m in model.modules():
         assert not getattr(m, "inplace", False), m
@@ -128,3 +131,51 @@ def test_placements_differ_in_structure():
 def test_preset_names_round_trip():
     for name, cfg in PRESETS.items():
         assert cfg.name == name
+
+
+def test_transformer_family_names_placements_and_twins():
+    cfg = resolve("transformer", 48, placement="postln")
+    assert cfg.name == "postln_transformer48" and resolve(cfg.name) == cfg
+    assert twin(cfg) == resolve("postln_plain_transformer48")
+    assert resolve("transformer").placement == "preln"
+    with pytest.raises(ResdiagError, match="placement"):
+        resolve("transformer", 6, placement="post")
+    with pytest.raises(ResdiagError, match="does not apply to a transformer"):
+        resolve("transformer", 6, block="basic")
+    with pytest.raises(ResdiagError, match="even multiple"):
+        resolve("transformer", 6, width=30)
+    with pytest.raises(ResdiagError, match="SEQ_LEN"):
+        resolve("transformer", 6, input_shape=(3, 8, 8))
+
+
+def test_transformer_placements_and_twins_differ_where_they_should():
+    from resdiag.zoo.blocks import BranchOnly, Sum
+
+    torch.manual_seed(0)
+    pre, post = build(resolve("transformer2")), build(resolve("postln_transformer2"))
+    plain = build(resolve("plain_transformer2"))
+    assert isinstance(pre.layers[0].add1, Sum) and isinstance(plain.layers[0].add1, BranchOnly)
+    assert isinstance(post.norm, torch.nn.Identity) and isinstance(pre.norm, torch.nn.LayerNorm)
+    assert [n for n, _ in plain.named_parameters()] == [n for n, _ in pre.named_parameters()]
+
+
+def test_transformer_maps_gaussian_floats_to_uniform_ids_and_keeps_int_ids():
+    from resdiag.zoo.transformer import as_token_ids
+
+    ids = as_token_ids(torch.randn(200_000, generator=torch.Generator().manual_seed(0)), 8)
+    counts = torch.bincount(ids, minlength=8).double() / ids.numel()
+    assert counts.min() > 0.12 and counts.max() < 0.13  # 1/8 each
+    given = torch.tensor([[3, 1, 7]])
+    assert torch.equal(as_token_ids(given, 8), given)
+
+
+def test_transformer_post_ln_sublayer_order_by_hand():
+    torch.manual_seed(0)
+    model = build(resolve("postln_transformer1", width=8, heads=2)).double()
+    layer = model.layers[0]
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    h = layer.ln1(x + layer.attn(x))
+    assert torch.allclose(layer(x), layer.ln2(h + layer.mlp(h)))
+    pre = build(resolve("transformer1", width=8, heads=2)).double().layers[0]
+    h = x + pre.attn(pre.ln1(x))
+    assert torch.allclose(pre(x), h + pre.mlp(pre.ln2(h)))
