@@ -61,7 +61,7 @@ def test_one_record_per_optimizer_step_numbered_by_it():
     assert {r.micro_batches for r in monitor.history} == {2}
 
 
-@pytest.mark.parametrize("mode", ["reentrant", "non_reentrant"])
+@pytest.mark.parametrize("mode", ["reentrant", "non_reentrant", "sequential"])
 @pytest.mark.parametrize("k", [1, 2])
 def test_checkpointing_adds_no_boundary(mode, k):
     torch.manual_seed(0)
@@ -80,6 +80,8 @@ def test_checkpointing_adds_no_boundary(mode, k):
 
 @pytest.mark.parametrize("reentrant", [True, False])
 def test_hf_gradient_checkpointing(reentrant):
+    """transformers 5 checkpoints inside each layer (the layer's own hooks run once); this holds
+    the Monitor to that (a regression test: it also passes without resdiag's recompute rule)."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=3, n_head=2, n_positions=16,
@@ -100,3 +102,66 @@ def test_hf_gradient_checkpointing(reentrant):
     assert got == pytest.approx([b.grad_norm for b in recs[0].result.boundaries], rel=1e-5)
     assert recs[1].param_norms == pytest.approx(recs[0].param_norms, rel=1e-5)
     assert recs[1].result.verdict.status == recs[0].result.verdict.status != "exploding"
+
+
+def scaled_step(monitor, model, opt, scaler, x, y, step, pass_scaler):
+    with monitor.record(step, **({"scaler": scaler} if pass_scaler else {})) as rec:
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = nn.functional.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+    scaled = {n: p.grad.double().norm().item() for n, p in model.named_parameters()}
+    scale = scaler.get_scale()
+    scaler.step(opt)
+    scaler.update()
+    opt.zero_grad()
+    return rec, scaled, scale
+
+
+@pytest.mark.parametrize("where", ["monitor", "record"])
+def test_gradscaler_norms_are_unscaled_through_a_backoff(where):
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    # 2**30: fp16 activation gradients overflow at the first step, the scaler backs off
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**30, growth_interval=1000)
+    monitor = Monitor(model, every=1, scaler=scaler if where == "monitor" else None)
+    scales = []
+    for step in range(24):
+        x, y = batch(8, seed=step)
+        ref = copy.deepcopy(model)
+        rec, scaled, scale = scaled_step(monitor, model, opt, scaler, x, y, step, where == "record")
+        scales.append(scale)
+        assert rec.loss_scale == scale
+        for name, v in scaled.items():  # p.grad / S: the gradient the optimizer would apply
+            assert rec.param_norms[name] == pytest.approx(v / scale, rel=1e-9, nan_ok=True)
+        if math.isfinite(sum(scaled.values())):
+            # the unscaled loss's own gradient (same autocast): boundary norms carry no scale
+            xs = []
+            hs = [b.register_forward_pre_hook(lambda m, a: xs.append(a[0])) for b in ref.blocks]
+            with torch.autocast("cpu", dtype=torch.float16):
+                loss = nn.functional.cross_entropy(ref(x), y)
+            want = [float(g.double().norm()) for g in torch.autograd.grad(loss, xs)]
+            for h in hs:
+                h.remove()
+            got = [b.grad_norm for b in rec.result.boundaries][:4]
+            assert got == pytest.approx(want, rel=2e-2)  # fp16 rounding of the unscaled backward
+    assert scales[0] > scales[-1]  # the scaler backed off at least once ...
+    assert len(set(scales)) > 2    # ... and the records followed every scale it used
+    assert math.isfinite(sum(monitor.history[-1].param_norms.values()))
+
+
+def test_unscale_before_end_is_not_divided_twice():
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    monitor = Monitor(model, every=1, scaler=scaler)
+    x, y = batch(8)
+    with monitor.record(0) as rec:
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = nn.functional.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # as Lightning and HF Trainer do before their optimizer-step hooks
+    for name, p in model.named_parameters():
+        assert rec.param_norms[name] == pytest.approx(float(p.grad.double().norm()), rel=1e-9)
+    assert rec.result.layers[0].grad_norm == pytest.approx(float(model.stem.weight.grad.double().norm()))
