@@ -185,6 +185,15 @@ class Monitor:
         self._emit(recording)
         return recording
 
+    @property
+    def is_open(self) -> bool:
+        """Whether a step opened by ``begin`` waits for ``end``."""
+        return self._open is not None
+
+    def abort(self) -> None:
+        """Drop the open step, if any, without a record (its hooks are removed)."""
+        self._close()
+
     def _close(self) -> None:
         if self._open is not None:
             self._open[1].close()
