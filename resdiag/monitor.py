@@ -37,7 +37,7 @@ from resdiag.data import DataSpec
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.metrics.registry import GRAD_FLOW, RANK, values
 from resdiag.probes.features import FeatureProbe
-from resdiag.probes.training import StepProbe, grad_norms
+from resdiag.probes.training import StepProbe, flat_sharded, flat_sharded_norms, grad_norms
 from resdiag.probes.layers import find_blocks, unwrap
 from resdiag.results import GradFlowResult, ModelInfo, RankResult, encode
 from resdiag.run.common import model_info
@@ -219,11 +219,16 @@ class Monitor:
     def _param_norms(self, scale) -> dict[str, float]:
         """||p.grad|| by parameter name as Lightning's ``grad_norm`` names them for the module the
         Monitor was given (torch.compile's ``_orig_mod.`` removed), unscaled like the layer rows."""
-        params = [(n.replace("_orig_mod.", ""), p.grad)
-                  for n, p in unwrap(self.model).named_parameters() if p.grad is not None]
-        if not params:
+        named = [(_clean(n), p.grad) for n, p in unwrap(self.model).named_parameters()]
+        if flat_sharded(self.model):
+            norms, seen = flat_sharded_norms([g for _, g in named])
+            params = [(n, v) for (n, _), v, ok in zip(named, norms, seen, strict=True) if ok]
+            norms = torch.stack([v for _, v in params]) if params else None
+        else:
+            params = [(n, g) for n, g in named if g is not None]
+            norms = torch.stack(grad_norms([g for _, g in params])) if params else None
+        if norms is None:
             return {}
-        norms = torch.stack(grad_norms([g for _, g in params]))
         if scale is not None and self._weights_scaled:
             norms = norms / torch.as_tensor(scale, dtype=torch.float64, device=norms.device)
         return {n: v for (n, _), v in zip(params, norms.cpu().tolist(), strict=True)}
@@ -264,6 +269,10 @@ class _Holder:
             raise AttributeError(f"the recording is available after the 'with' block ({name})")
         return getattr(self.recording, name)
 
+
+
+def _clean(name: str) -> str:
+    return name.replace("_orig_mod.", "").replace("_fsdp_wrapped_module.", "")
 
 
 def loss_scale(scaler) -> tuple[torch.Tensor | None, bool]:

@@ -19,7 +19,9 @@ What it adds to ``GradientProbe``:
 - **Loss scaling.** ``step(scale=S, weights_scaled=...)`` divides the norms by the loss scale S of
   a ``torch.amp.GradScaler`` (the weight rows only while ``.grad`` still holds scaled values).
 - **Sharded parameters.** A DTensor gradient (FSDP2 ``fully_shard``) is reduced over its mesh:
-  ||g|| = sqrt(sum over shards ||g_shard||^2); a replicated one is read locally.
+  ||g|| = sqrt(sum over shards ||g_shard||^2); a replicated one is read locally. Under FSDP1
+  (``FullyShardedDataParallel(use_orig_params=True)``) each rank holds a slice of every
+  parameter's flattened gradient: the same sum, over the ranks' slices.
 """
 
 from __future__ import annotations
@@ -61,6 +63,33 @@ def grad_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+def flat_sharded(model: nn.Module) -> bool:
+    """Whether ``model`` is an FSDP1 ``FullyShardedDataParallel``: each rank's ``.grad`` of a
+    parameter (use_orig_params) is its slice of the flat shard, possibly empty or None."""
+    return type(model).__name__ == "FullyShardedDataParallel" and _world() > 1
+
+
+def flat_sharded_norms(grads: list[torch.Tensor | None]) -> tuple[list[torch.Tensor | None], list[bool]]:
+    """||g|| = sqrt(sum over ranks ||slice_r||^2) of every gradient, and whether any rank holds
+    one; one all-reduce. Every rank must pass the same parameters in the same order."""
+    device = next((g.device for g in grads if g is not None), torch.device("cpu"))
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    local = l2_norms([g for g in grads if g is not None])
+    it = iter(local)
+    squares = torch.stack([next(it).square() if g is not None else zero for g in grads]
+                          + [torch.tensor(float(g is not None), dtype=torch.float64, device=device)
+                             for g in grads]) if grads else zero.reshape(0)
+    torch.distributed.all_reduce(squares)
+    n = len(grads)
+    seen = [bool(v) for v in (squares[n:] > 0).tolist()]
+    return [s.sqrt() if ok else None for s, ok in zip(squares[:n], seen, strict=True)], seen
+
+
+def _world() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def _dtensor_class():
     try:
         from torch.distributed.tensor import DTensor
@@ -84,7 +113,8 @@ class StepProbe(GradientProbe):
 
     def _install(self) -> None:
         with torch.no_grad():
-            norms = grad_norms([layer.weight for layer in self.layers])
+            weights = [layer.weight for layer in self.layers]
+            norms = flat_sharded_norms(weights)[0] if flat_sharded(self.model) else grad_norms(weights)
             self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._handles.append(self.model.register_forward_hook(self._output_hook))
 
@@ -131,9 +161,12 @@ class StepProbe(GradientProbe):
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
         boundary = [torch.stack(self._norms[label]).square().sum().sqrt() for label in labels]
         grads = [layer.weight.grad for layer in self.layers]
-        seen = [g is not None for g in grads]
-        wnorms = iter(grad_norms([g for g in grads if g is not None]) if any(seen) else [])
-        weights = [next(wnorms) if ok else None for ok in seen]
+        if flat_sharded(self.model):
+            weights, seen = flat_sharded_norms(grads)
+        else:
+            seen = [g is not None for g in grads]
+            wnorms = iter(grad_norms([g for g in grads if g is not None]) if any(seen) else [])
+            weights = [next(wnorms) if ok else None for ok in seen]
         output = self._norms.get(_OUTPUT)
         activation = [*boundary, torch.stack(output).square().sum().sqrt() if output else None]
         if all_reduce:
