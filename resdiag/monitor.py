@@ -15,10 +15,12 @@ Between recorded steps ``record`` installs nothing: the cost is one modulo. On a
 hooks live only inside the ``with`` block. Activation gradients dE/dx_l need the forward pass
 inside the block; with only ``backward()`` inside, the weight gradients are still recorded.
 
-Under ``torch.distributed`` (e.g. a DistributedDataParallel model launched by ``torchrun``) the
-weight gradients are read from ``.grad`` after backward, i.e. after DDP's all-reduce, and the
-activation-gradient norms are combined over ranks, so every rank holds the same numbers; only rank
-0 writes the JSON-lines and TensorBoard streams.
+One record per optimizer step (docs/api.md, "Training stacks"): the ``with`` block holds every
+micro-batch of the step; weight gradients are read once from ``.grad`` when it closes (after DDP's
+all-reduce or FSDP's reduce-scatter: the gradient the optimizer applies), boundary norms are
+combined over micro-batches and ranks, checkpoint recomputations are ignored, and a GradScaler's
+scale is divided out. Every rank holds the same numbers; only rank 0 writes the JSON-lines and
+TensorBoard streams.
 """
 
 from __future__ import annotations
