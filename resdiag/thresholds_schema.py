@@ -95,6 +95,8 @@ THRESHOLD_RULES: dict[str, dict[str, Rule]] = {
         "feature_retention": Rule(FRACTION, "--min-retention"),
         "rank1_distance": Rule(FRACTION, "--min-rank1-distance"),
         "weight_erank_ratio": Rule(FRACTION, "--min-weight-erank"),
+        "token_res": Rule(FRACTION, None),
+        "token_retention": Rule(FRACTION, None),
     },
 }
 

@@ -16,6 +16,9 @@ Evidence rules (status "inconclusive"; "healthy" needs every rule applied):
                         REGEX), or the erank at x_0 is 0 (every sample alike at the first block), so
                         retention is undefined: the feature rules were not applied.
 ``evidence.weights``    no conv/linear weight: the weight rule was not applied.
+``evidence.tokens``     sequence boundaries whose token rank could not be measured.
+``tokens.res``, ``tokens.retention``  token-level rank collapse of (batch, tokens, features)
+                        boundaries, resdiag/diagnosis/tokens.py (Dong et al. 2021).
 Order: healthy < inconclusive < collapse < non_finite.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import math
 
 from resdiag.diagnosis.thresholds import RankThresholds
+from resdiag.diagnosis.tokens import TokenThresholds, diagnose_tokens, not_applied
 from resdiag.results import FeatureRankRow, Finding, RankSummary, Verdict, WeightRank
 
 DEGRADATION = "He et al. 2015/2016 (degradation argument); effective rank: Roy & Vetterli 2007"
@@ -54,6 +58,7 @@ def diagnose_rank(
     if math.isfinite(d) and d < t.rank1_distance:
         findings.append(Finding("features.rank1", "collapse", d, t.rank1_distance,
                                 f"features at x_L are {d:.3g} from rank one (< {t.rank1_distance:g})", DONG))
+    findings += _tokens(features, t, findings)
     low = [w for w in weights if math.isfinite(w.erank_ratio) and w.erank_ratio < t.weight_erank_ratio]
     if low:
         worst = min(low, key=lambda w: w.erank_ratio)
@@ -79,3 +84,18 @@ def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...],
         out.append(Finding("evidence.weights", "inconclusive", 0.0, 1.0,
                            "no conv/linear weight found, so the weight rule was not applied", DEGRADATION))
     return out
+
+
+def _tokens(features: tuple[FeatureRankRow, ...], t: RankThresholds, found: list[Finding]) -> list[Finding]:
+    """The token rules (resdiag/diagnosis/tokens.py) on the sequence boundaries, if there are any;
+    a network without (batch, tokens, features) boundaries has no token rank to judge."""
+    seq = [f for f in features if f.tokens > 0]
+    if not seq:
+        return []
+    res, ratio, names = [f.token_res for f in seq], [f.token_erank_ratio for f in seq], [f.name for f in seq]
+    reason = not_applied(res, names)
+    if reason is not None:
+        if any(f.rule == "non_finite" for f in found):
+            return []
+        return [Finding("evidence.tokens", "inconclusive", math.nan, math.nan, reason, DEGRADATION)]
+    return diagnose_tokens(res, ratio, names, TokenThresholds(t.token_res, t.token_retention))

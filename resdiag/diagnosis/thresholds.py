@@ -41,6 +41,10 @@ class RankThresholds:
     rank1_distance: float = 0.1  # collapse when ||X_L - X_1|| / ||X_L|| is below (healthy: >= 0.5)
     # Not calibrated on trained nets (no data set here); at initialisation every layer is >= 0.79.
     weight_erank_ratio: float = 0.1  # collapse when some layer's weight erank ratio is below
+    # Token rank of (batch, tokens, features) boundaries (docs/tokens.md has the calibration: intact
+    # transformers and ViTs keep token_res(x_L) >= 0.018, residual-free ones of depth >= 6 <= 2.2e-7).
+    token_res: float = 1e-3  # collapse when the batch-mean token res(X) at x_L is below
+    token_retention: float = 0.25  # collapse when token erank ratio x_L / x_0 is below
 
     def __post_init__(self) -> None:  # finite and in range, or ResdiagError (resdiag/thresholds_schema.py)
         check_thresholds(self)

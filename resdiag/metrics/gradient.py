@@ -43,6 +43,40 @@ def log_growth_per_block(norms: Sequence[float]) -> float:
     return float(slope)
 
 
+def unit_norms(
+    norms: Sequence[float], names: Sequence[str], blocks: Sequence[str]
+) -> tuple[list[float], list[str]]:
+    """Per-layer gradient norms grouped into the units of a residual network, in order.
+
+    AUTOTRAINER's rule compares the gradient of the network's first layer with its last. In a
+    residual network the repeated unit is the block: a layer inside block ``b`` (its name is ``b``
+    or starts with ``b.``) joins that block's unit, whose norm is sqrt(sum of squares) — the norm
+    of all the block's weight gradients taken together; a layer outside every block (a stem, a
+    classifier) is a unit by itself. A unit sits where its first layer is. A CIFAR ResNet's first and
+    last units are still its stem conv and classifier; a transformer's first unit is its first block,
+    not that block's query projection alone, whose gradient is small at initialisation by design
+    (uniform attention) and would read as vanishing. NaN or inf propagate into their unit.
+    """
+    groups: list[list[float]] = []
+    labels: list[str] = []
+    where: dict[str, int] = {}
+    for norm, name in zip(norms, names, strict=True):
+        unit = next((b for b in blocks if name == b or name.startswith(b + ".")), None)
+        if unit is not None and unit in where:
+            groups[where[unit]].append(float(norm))
+            continue
+        if unit is not None:
+            where[unit] = len(groups)
+        groups.append([float(norm)])
+        labels.append(name if unit is None else unit)
+    # math.hypot scales internally: no square under- or overflows (norms of 1e-200 or 1e200)
+    return [math.hypot(*g) if all(math.isfinite(v) for v in g) else _non_finite(g) for g in groups], labels
+
+
+def _non_finite(values: list[float]) -> float:
+    return math.nan if any(math.isnan(v) for v in values) else math.inf
+
+
 def first_non_finite(values: Sequence[float]) -> int | None:
     """Index of the first NaN or infinite value, or None."""
     for i, v in enumerate(values):

@@ -65,6 +65,10 @@ _add(
            "W erank median", "abs:0.05"),
     Metric("weight_stable_rank_median", RANK, "higher", "median ||W||_F^2 / ||W||_2^2 over weights",
            "W stable rank median"),
+    Metric("token_res_last", RANK, "higher", "Dong et al.'s res(X) across tokens at the last sequence "
+           "boundary, averaged over samples (docs/tokens.md)", "token res x_L"),
+    Metric("token_erank_retention", RANK, "higher", "per-sample token erank ratio, last / first sequence "
+           "boundary (docs/tokens.md)", "token erank retention"),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,11 @@ class FeatureRankRow:
     response_std: float  # std of all entries of x_l
     branch_std: float  # std of F(x_l), the residual branch of the block x_l enters; NaN for x_L
     finite: bool
+    # Token rank of a (batch, tokens, features) x_l, batch means (docs/tokens.md); tokens = 0 and
+    # NaN for a boundary that is not a sequence.
+    tokens: int = 0
+    token_erank_ratio: float = math.nan  # erank of each sample's centred tokens / min(T - 1, D)
+    token_res: float = math.nan  # ||X_b - 1 xbar_b^T||_F / ||X_b||_F (Dong et al. 2021, over tokens)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class RankSummary:
     weight_erank_ratio_min: float  # over conv/linear layers
     weight_erank_ratio_median: float
     weight_stable_rank_median: float
+    token_res_last: float = math.nan  # token_res at the last sequence boundary
+    token_erank_retention: float = math.nan  # token_erank_ratio last / first sequence boundary
 
 
 @dataclass(frozen=True)

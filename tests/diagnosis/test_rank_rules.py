@@ -53,3 +53,24 @@ def test_collapse_outranks_inconclusive_and_non_finite_outranks_collapse():
 def test_rank1_rule():
     v = run([weight(0)], [feature(0, 0.8), feature(1, 0.8, rank1=0.05)])
     assert v.status == "collapse" and rules(v) == {"features.rank1"}
+
+
+def seq(i, ratio, res, token_ratio):
+    from dataclasses import replace
+
+    return replace(feature(i, ratio), tokens=16, token_res=res, token_erank_ratio=token_ratio)
+
+
+def test_token_rules_fire_on_sequence_boundaries_only():
+    intact = [seq(0, 0.8, 0.9, 0.9), seq(1, 0.8, 0.5, 0.8)]
+    assert run([weight(0)], intact).status == "healthy"
+    collapsed = [seq(0, 0.8, 0.9, 0.9), seq(1, 0.8, 2e-7, 0.1)]
+    v = run([weight(0)], collapsed)
+    assert v.status == "collapse" and {"tokens.res", "tokens.retention"} <= rules(v)
+    assert run([weight(0)], collapsed, token_res=1e-7, token_retention=1e-9).status == "healthy"
+
+
+def test_unmeasured_token_rank_is_inconclusive():
+    rows = [seq(0, 0.8, 0.9, 0.9), seq(1, 0.8, math.nan, math.nan)]
+    v = run([weight(0)], rows)
+    assert v.status == "inconclusive" and rules(v) == {"evidence.tokens"}

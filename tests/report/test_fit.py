@@ -6,8 +6,9 @@ import pytest
 from rich.console import Console
 
 from resdiag.report.table import compare_table, fmt, grad_flow_tables, print_all, rank_compare_table, rank_tables
-from resdiag.run.gradflow import grad_flow_config
-from resdiag.run.rank import rank_config
+from resdiag.run.gradflow import run_grad_flow
+from resdiag.run.rank import run_rank
+from resdiag.run.target import TargetSpec
 from resdiag.zoo import resolve
 
 TINY = dict(width=0.25, input_shape=(3, 8, 8))
@@ -16,8 +17,8 @@ TINY = dict(width=0.25, input_shape=(3, 8, 8))
 @pytest.fixture(scope="module")
 def results():
     cfgs = [resolve("resnet", 8, **TINY), resolve("resnet", 8, plain=True, **TINY)]
-    grads = [grad_flow_config(c, batches_=1, batch_size=4, device="cpu") for c in cfgs]
-    ranks = [rank_config(c, batch_size=8, device="cpu") for c in cfgs]
+    grads = [run_grad_flow(TargetSpec(arch=c), batches=1, batch_size=4, device="cpu") for c in cfgs]
+    ranks = [run_rank(TargetSpec(arch=c), batch_size=8, device="cpu") for c in cfgs]
     return grads, ranks
 
 
