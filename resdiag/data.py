@@ -1,4 +1,4 @@
-"""Input batches: synthetic by default, or CIFAR-10 from a local directory.
+"""Input batches: synthetic, the scikit-learn digits, or CIFAR-10 from a local directory.
 
 Synthetic: images x ~ N(0, 1) of the model's input shape, labels uniform in {0..classes-1}, drawn
 from a CPU generator seeded by ``seed`` (so CPU and GPU runs see the same numbers).
@@ -8,10 +8,21 @@ CIFAR-10: the standard "python version" on disk (``cifar-10-batches-py``: ``data
 channel-major order, and ``b"labels"``). The pickles are read with an unpickler that only admits
 numpy arrays and plain containers, so a hostile file cannot run code. Pixels are scaled to [0, 1]
 and normalised with the usual per-channel mean and std.
+
+Digits (``digits``): the 1,797 real 8x8 handwritten digits bundled with scikit-learn
+(``sklearn.datasets.load_digits``, UCI "Optical Recognition of Handwritten Digits"; no download).
+Fixed split, the same for every run: for each class c, the images of c in file order are permuted
+by ``numpy.random.default_rng(DIGITS_SPLIT_SEED + c)`` and the first DIGITS_TEST_PER_CLASS go to the
+test split, the rest to the training split (400 test, 1,397 train, stratified). Pixels (0..16) are
+divided by 16 and standardised with the mean and std of the training split's pixels. An image is
+fitted to the model's input shape C,H,W by bilinear resizing of the 8x8 grid to H x W (none when H,W
+is 8,8) and repeating the grey channel C times; a flat input shape (64,) takes the 64 pixels.
+``digits`` is the default data of ``train`` and ``claims`` when scikit-learn is importable.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 from collections.abc import Iterator
@@ -25,23 +36,45 @@ from resdiag.errors import ResdiagError
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+DIGITS_SPLIT_SEED = 0
+DIGITS_TEST_PER_CLASS = 40  # 400 of 1,797 held out, 40 of each class (each class has 174-183)
+DIGITS_CLASSES = 10
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    kind: str  # "synthetic" or "cifar10"
+    kind: str  # "synthetic", "digits" or "cifar10"
     path: Path | None = None
+    split: str = "train"  # "train" or "test": which split ``batches`` draws from (digits)
 
     def describe(self) -> str:
-        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+        base = self.kind if self.path is None else f"{self.kind}:{self.path}"
+        return base if self.split == "train" else f"{base} ({self.split} split)"
+
+
+def has_sklearn() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("sklearn") is not None
+
+
+def default_data() -> str:
+    """``digits`` when scikit-learn is importable (real images, offline), else ``synthetic``."""
+    return "digits" if has_sklearn() else "synthetic"
 
 
 def parse_data(text: str) -> DataSpec:
-    """``synthetic`` or ``cifar10:PATH`` (PATH: the ``cifar-10-batches-py`` folder or its parent)."""
+    """``synthetic``, ``digits`` or ``cifar10:PATH`` (PATH: the ``cifar-10-batches-py`` folder or
+    its parent)."""
     kind, sep, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind == "synthetic" and not sep:
         return DataSpec("synthetic")
+    if kind == "digits" and not sep:
+        if not has_sklearn():
+            raise ResdiagError("--data digits needs scikit-learn (pip install scikit-learn), which does "
+                               "not import here; use --data synthetic")
+        return DataSpec("digits")
     if kind == "cifar10" and rest:
         path = Path(rest).expanduser()
         if (path / "cifar-10-batches-py").is_dir():
@@ -49,7 +82,7 @@ def parse_data(text: str) -> DataSpec:
         if not path.is_dir():
             raise ResdiagError(f"CIFAR-10 directory not found: {rest} (expected cifar-10-batches-py)")
         return DataSpec("cifar10", path)
-    raise ResdiagError(f"unknown data {text!r}: use 'synthetic' or 'cifar10:PATH'")
+    raise ResdiagError(f"unknown data {text!r}: use 'synthetic', 'digits' or 'cifar10:PATH'")
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -91,6 +124,57 @@ def load_cifar10(path: Path, train: bool = True) -> tuple[np.ndarray, np.ndarray
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The images (float32, N x 8 x 8, standardised) and labels of the ``train`` or ``test`` split."""
+    if split not in ("train", "test"):
+        raise ResdiagError(f"unknown split {split!r}: use train or test")
+    images, labels = (a.copy() for a in _digits())
+    test = np.zeros(len(labels), dtype=bool)
+    for c in range(DIGITS_CLASSES):
+        idx = np.flatnonzero(labels == c)
+        order = np.random.default_rng(DIGITS_SPLIT_SEED + c).permutation(len(idx))
+        test[idx[order[:DIGITS_TEST_PER_CLASS]]] = True
+    mean, std = images[~test].mean(), images[~test].std()
+    keep = test if split == "test" else ~test
+    return ((images[keep] - mean) / std).astype(np.float32), labels[keep]
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images.astype(np.float64) / 16.0, d.target.astype(np.int64)
+
+
+def fit_digits(images: np.ndarray, input_shape: tuple[int, ...]):
+    """N x 8 x 8 images as a float tensor of shape N x ``input_shape`` (see the module docstring)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    shape = tuple(input_shape)
+    if shape == (64,):
+        return x.reshape(len(x), 64)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ResdiagError(f"digits are 8x8 grey images: the model must take C,H,W or 64 inputs, "
+                           f"not {','.join(map(str, shape))}")
+    c, h, w = shape
+    x = x.unsqueeze(1)
+    if (h, w) != (8, 8):
+        x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    return x.expand(-1, c, -1, -1).contiguous()
+
+
+def load_digits_tensors(spec: DataSpec, input_shape: tuple[int, ...], num_classes: int):
+    """(inputs, labels) of the digits split ``spec.split``, fitted to the model's input shape."""
+    import torch
+
+    if num_classes != DIGITS_CLASSES:
+        raise ResdiagError(f"digits have {DIGITS_CLASSES} classes but the model has {num_classes}")
+    images, labels = digits_split(spec.split)
+    return fit_digits(images, input_shape), torch.from_numpy(labels)
+
+
 def batches(
     spec: DataSpec,
     input_shape: tuple[int, ...],
@@ -109,11 +193,20 @@ def batches(
             y = torch.randint(0, num_classes, (batch_size,), generator=gen)
             yield x, y
         return
+    if spec.kind == "digits":
+        xs, ys = load_digits_tensors(spec, input_shape, num_classes)
+        if batch_size > len(ys):
+            raise ResdiagError(f"--batch-size {batch_size} is larger than the digits {spec.split} "
+                               f"split ({len(ys)} images)")
+        for _ in range(count):  # distinct images within a batch
+            idx = torch.randperm(len(ys), generator=gen)[:batch_size]
+            yield xs[idx], ys[idx]
+        return
     if tuple(input_shape) != (3, 32, 32):
         raise ResdiagError(f"CIFAR-10 images are 3,32,32 but the model takes {input_shape}")
     if num_classes != 10:
         raise ResdiagError(f"CIFAR-10 has 10 classes but the model has {num_classes}")
-    images, labels = load_cifar10(spec.path)
+    images, labels = load_cifar10(spec.path, train=spec.split == "train")
     mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
     for _ in range(count):

@@ -9,18 +9,7 @@ import torch
 
 from resdiag.data import DataSpec, batches, load_cifar10, parse_data
 from resdiag.errors import ResdiagError
-
-
-def write_cifar(root, n=7):
-    d = root / "cifar-10-batches-py"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, n).tolist()
-        with open(d / name, "wb") as fh:
-            pickle.dump({b"data": data, b"labels": labels, b"batch_label": b"x"}, fh, protocol=2)
-    return d
+from tests.support import write_cifar
 
 
 def test_loads_standard_format(tmp_path):
@@ -72,3 +61,65 @@ def test_synthetic_is_seeded():
 def test_bad_specs(bad):
     with pytest.raises(ResdiagError):
         parse_data(bad)
+
+
+# ----------------------------------------------------------------------------- digits
+
+def test_digits_split_is_fixed_stratified_and_disjoint():
+    from sklearn.datasets import load_digits
+
+    from resdiag.data import DIGITS_TEST_PER_CLASS, digits_split
+
+    xtr, ytr = digits_split("train")
+    xte, yte = digits_split("test")
+    assert xtr.shape == (1397, 8, 8) and xte.shape == (400, 8, 8)
+    assert np.bincount(yte).tolist() == [DIGITS_TEST_PER_CLASS] * 10
+    # standardised with the training split's pixel mean and std
+    assert abs(xtr.mean()) < 1e-5 and abs(xtr.std() - 1) < 1e-5
+    # every original image lands in exactly one split with its own label (independent reference:
+    # sklearn's own arrays; pixels 0 and 16 both occur, so the standardisation is undone from min/max)
+    d = load_digits()
+    both = np.concatenate([xtr, xte]).reshape(1797, 64)
+    pixels = np.rint((both - both.min()) / (both.max() - both.min()) * 16).astype(int)
+    ours = sorted(zip(map(tuple, pixels.tolist()), np.concatenate([ytr, yte]).tolist()))
+    theirs = sorted(zip(map(tuple, d.data.astype(int).tolist()), d.target.tolist()))
+    assert ours == theirs
+    xtr2, _ = digits_split("train")
+    assert np.array_equal(xtr, xtr2)
+
+
+def test_digits_fit_the_model_input_shape():
+    from resdiag.data import DataSpec, load_digits_tensors
+
+    x1, y = load_digits_tensors(DataSpec("digits"), (1, 8, 8), 10)
+    x3, _ = load_digits_tensors(DataSpec("digits"), (3, 16, 16), 10)
+    xf, _ = load_digits_tensors(DataSpec("digits"), (64,), 10)
+    assert x1.shape == (1397, 1, 8, 8) and x3.shape == (1397, 3, 16, 16) and xf.shape == (1397, 64)
+    assert torch.equal(xf, x1.reshape(1397, 64)) and torch.equal(x3[:, 0], x3[:, 2])
+    ref = torch.nn.functional.interpolate(x1, size=(16, 16), mode="bilinear", align_corners=False)
+    assert torch.allclose(x3[:, :1], ref)
+    with pytest.raises(ResdiagError, match="10 classes"):
+        load_digits_tensors(DataSpec("digits"), (1, 8, 8), 7)
+    with pytest.raises(ResdiagError, match="C,H,W or 64"):
+        load_digits_tensors(DataSpec("digits"), (3, 8), 10)
+
+
+def test_digits_batches_come_from_the_chosen_split_without_repeats():
+    from resdiag.data import DataSpec
+
+    x, y = next(batches(parse_data("digits"), (1, 8, 8), 10, 64, 1, seed=3))
+    assert x.shape == (64, 1, 8, 8) and len({tuple(r.tolist()) for r in x.reshape(64, -1)}) == 64
+    xt, _ = next(batches(DataSpec("digits", split="test"), (1, 8, 8), 10, 400, 1, seed=0))
+    assert len({tuple(r.tolist()) for r in xt.reshape(400, -1)}) == 400
+    assert DataSpec("digits", split="test").describe() == "digits (test split)"
+    with pytest.raises(ResdiagError, match="larger than the digits test split"):
+        next(batches(DataSpec("digits", split="test"), (1, 8, 8), 10, 401, 1, seed=0))
+
+
+def test_digits_without_sklearn_is_one_clear_error(monkeypatch):
+    import resdiag.data as data
+
+    monkeypatch.setattr(data, "has_sklearn", lambda: False)
+    assert data.default_data() == "synthetic"
+    with pytest.raises(ResdiagError, match="scikit-learn"):
+        data.parse_data("digits")

@@ -1,4 +1,5 @@
-"""CUDA checks: skipped where torch sees no GPU (CI), run on a GPU machine with `-m gpu` or plainly."""
+"""CUDA checks (marker ``gpu``): skipped where torch sees no GPU (CI); on a GPU machine they run in
+the default suite, and `pytest -m gpu` runs only them."""
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from resdiag.run.rank import run_rank
 from resdiag.run.target import TargetSpec
 from resdiag.zoo import build, resolve
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
 def tiny():

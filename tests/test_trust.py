@@ -14,7 +14,7 @@ from resdiag.run.target import TargetSpec, build_target
 from resdiag.data import DataSpec
 from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.results import ModelInfo
-from resdiag.run.rank import rank
+from resdiag.run.rank import rank, run_rank
 from resdiag.zoo import build, resolve
 from resdiag.zoo.config import parse_shortcut
 
@@ -156,3 +156,19 @@ def test_every_probe_norm_path_matches_float64_of_the_stored_gradient(weights_fr
     assert list(step.boundary_grad) == pytest.approx(wanted, rel=1e-12, abs=0)
     assert step.output_grad == pytest.approx(ref(out.grad), rel=1e-12, abs=0)
     assert all(g > 0 for g in step.boundary_grad) == all(w > 0 for w in wanted)
+
+
+@pytest.mark.parametrize("arch, collapsed", [("transformer", False), ("plain_transformer", True)])
+def test_token_collapse_reaches_the_rank_verdict(arch, collapsed):
+    """Without residuals a transformer's tokens become one vector (res ~2e-7) while the rank across
+    samples still looks healthy; the verdict must say collapse, naming the token rule."""
+    r = run_rank(TargetSpec(arch=resolve(arch, 6)), batch_size=16, device="cpu")
+    seq = [f for f in r.features if f.tokens > 0]
+    assert seq and all(math.isfinite(f.token_res) for f in seq)
+    assert r.summary.token_res_last == seq[-1].token_res
+    rules = {f.rule for f in r.verdict.findings}
+    if collapsed:
+        assert r.verdict.status == "collapse" and "tokens.res" in rules
+        assert r.summary.token_res_last < 1e-5
+    else:
+        assert r.verdict.status == "healthy" and r.summary.token_res_last > 0.1

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-VERDICTS = ("supported", "not supported", "mixed")
+VERDICTS = ("supported", "not supported", "mixed", "inconclusive")
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class ClaimRow:
     evidence: str  # what the numbers show, including where they disagree with the papers
     numbers: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the paper's statement or table the claim comes from
+    seconds: float = float("nan")  # wall time of the step that measured it (C5-C8 share one)
 
 
 def fmt(x: float) -> str:

@@ -15,16 +15,20 @@ from resdiag.cli.common import console, user_errors
 def claims(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for claims.md, claims.json, plots, runs.")],
     quick: Annotated[
-        bool, typer.Option("--quick", help="The quick budget (about 2 minutes on 2 cores).")
+        bool, typer.Option("--quick", help="The quick budget (about 1.5 CPU-minutes, docs/claims.md).")
     ] = False,
     budget: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="quick | default (about 10 minutes on 2 cores) | full (the papers' depths and "
-            "recipe: a GPU)."
+            help="quick | default (about 5.5 CPU-minutes) | full (the papers' depths and "
+            "recipe: a GPU) [default]."
         ),
-    ] = "default",
-    data: Annotated[str, typer.Option(help="synthetic, or cifar10:PATH for the trainings.")] = "synthetic",
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="digits (1,797 real 8x8 digits from scikit-learn, the default when it "
+                     "imports), synthetic, or cifar10:PATH, for the trainings."),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | auto (default: the budget's).")] = None,
 ) -> None:
     """Measure C1-C8 (docs/claims.md), print the table and write the Markdown report and plots."""
@@ -35,11 +39,14 @@ def claims(
 
         from resdiag.claims.budget import BUDGETS
         from resdiag.claims.report import run_claims, write_report
-        from resdiag.data import parse_data
+        from resdiag.data import default_data, parse_data
         from resdiag.errors import ResdiagError
         from resdiag.run.common import resolve_device
 
-        name = "quick" if quick else budget
+        if quick and budget not in (None, "quick"):
+            raise ResdiagError(f"--quick and --budget {budget} contradict each other: give one")
+        name = "quick" if quick else budget or "default"
+        data = data or default_data()
         if name not in BUDGETS:
             raise ResdiagError(f"unknown --budget {budget!r}: use quick, default or full")
         if out.exists() and not out.is_dir():
@@ -57,11 +64,11 @@ def claims(
         command = (
             "resdiag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "resdiag claims"
         )
-        files = write_report(rows, b, out, seconds, command)
-        t = Table(title=f"claims ({b.name} budget, {seconds:.0f} s)", title_justify="left")
+        files = write_report(rows, b, out, seconds, command, data)
+        t = Table(title=f"claims ({b.name} budget, data {data}, {seconds:.0f} s)", title_justify="left")
         for col in ("id", "claim", "measured", "verdict"):
             t.add_column(col)
-        style = {"supported": "green", "mixed": "yellow", "not supported": "red"}
+        style = {"supported": "green", "mixed": "yellow", "not supported": "red", "inconclusive": "blue"}
         for r in rows:
             t.add_row(r.id, r.claim, r.measured, f"[{style[r.verdict]}]{r.verdict}[/]")
         con.print(t)

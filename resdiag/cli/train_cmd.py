@@ -36,7 +36,8 @@ TrainSeed = Annotated[int | None, typer.Option(
     "--seed", rich_help_panel=RECIPE, help="Seed of weights, data, order and augmentation [0].")]
 TrainData = Annotated[str | None, typer.Option(
     "--data", rich_help_panel=RECIPE,
-    help="synthetic (a fixed set of 2048 noisy class patterns) or cifar10:PATH (augmented) [synthetic].")]
+    help="digits (1,797 real 8x8 digits, scikit-learn), synthetic (2048 noisy class patterns) or "
+         "cifar10:PATH (augmented) [digits if scikit-learn imports, else synthetic].")]
 RecordEvery = Annotated[int | None, typer.Option(
     "--record-every", rich_help_panel=o.OUTPUT,
     help="Record gradient flow (and ranks) every N steps and on the last [steps/10].")]
@@ -142,5 +143,6 @@ def _summary(result) -> None:
         print(f"nothing to run: the checkpoint is at step {result.start} of {result.config.steps}")
     else:
         print(f"{result.config.steps} steps ({last.step + 1 - result.start} in this run), "
-                  f"{last.time:.1f} s: loss {last.loss:.4f}, training error {100 * last.error:.1f}%")
+                  f"{last.time:.1f} s: loss {last.loss:.4f}, training error {100 * last.error:.1f}% "
+                  f"(data: {result.config.data})")
     print("wrote " + ", ".join(str(p) for p in result.files))

@@ -122,7 +122,7 @@ def find_layers(model: nn.Module) -> list[Layer]:
 
 
 def find_blocks(model: nn.Module, pattern: str | None = None) -> list[tuple[str, nn.Module]]:
-    """The blocks whose inputs are the x_l of the seed's equations, outermost first, in order.
+    """The blocks whose inputs are the x_l of He et al. 2016's equations, outermost first, in order.
 
     ``pattern``: a regular expression matched (``re.fullmatch``) against qualified module names.
     Otherwise, the first rule that finds any: (1) modules marked ``resdiag_block = True`` (every

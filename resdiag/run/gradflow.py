@@ -11,7 +11,7 @@ from resdiag.data import DataSpec
 from resdiag.diagnosis.gradflow import diagnose
 from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.errors import ResdiagError
-from resdiag.metrics.gradient import end_to_end_ratio, log_growth_per_block, mean_std
+from resdiag.metrics.gradient import end_to_end_ratio, log_growth_per_block, mean_std, unit_norms
 from resdiag.probes.grad import GradientProbe
 from resdiag.probes.layers import MATMUL_KINDS, find_blocks
 from resdiag.results import (
@@ -107,15 +107,17 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
         )
     )
     slope = log_growth_per_block(b_mean)
+    names = [x.name for x, ok in zip(layers, matmul, strict=True) if ok]
+    # AUTOTRAINER's first and last "layers" are units: a block's matmuls together (unit_norms)
+    units, unit_names = unit_norms(seen_means, names, [name for name, _ in probe.blocks])
     summary = GradFlowSummary(
-        weight_first_last_ratio=end_to_end_ratio(seen_means),
+        weight_first_last_ratio=end_to_end_ratio(units),
         boundary_ratio=end_to_end_ratio(b_mean),
         log_growth_per_block=slope,
         growth_per_block=_exp(slope),
         output_grad_norm=mean_std([[s.output_grad] for s in probe.steps])[0][0],
     )
-    names = [x.name for x, ok in zip(layers, matmul, strict=True) if ok]
-    verdict = diagnose(summary, seen_means, names, b_mean, list(step.boundary_names), thresholds)
+    verdict = diagnose(summary, units, unit_names, b_mean, list(step.boundary_names), thresholds)
     run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__,
                   objective)
     return GradFlowResult(info, run, layers, boundaries, summary, verdict)

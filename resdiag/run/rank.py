@@ -99,10 +99,11 @@ def rank_from_probe(
         for i, (layer, sp) in enumerate(zip(layers, spectra, strict=True))
     )
     branch_std = dict(probe.branches)
+    tokens = {name: t for name, _, t in probe.tokens}  # TokenRank of the (batch, tokens, features) x_l
     features = tuple(
         FeatureRankRow(i, name, shape, r.erank, r.erank_ratio, r.rank1_distance, r.dong_residual,
                        r.response_std, branch_std.get(name.rsplit(":", 1)[0], math.nan)
-                       if name.endswith(":in") else math.nan, r.finite)
+                       if name.endswith(":in") else math.nan, r.finite, *_token_fields(tokens.get(name)))
         for i, (name, shape, r) in enumerate(probe.boundaries)
     )
     summary = _summary(weights, features)
@@ -123,6 +124,7 @@ def _summary(weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ..
     last = features[-1].erank_ratio if features else nan
     w_ratio = [w.erank_ratio for w in weights if math.isfinite(w.erank_ratio)]
     w_stable = [w.stable_rank for w in weights if math.isfinite(w.stable_rank)]
+    seq = [f for f in features if f.tokens > 0]
     return RankSummary(
         feature_erank_ratio_first=first,
         feature_erank_ratio_last=last,
@@ -131,4 +133,12 @@ def _summary(weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ..
         weight_erank_ratio_min=min(w_ratio, default=nan),
         weight_erank_ratio_median=statistics.median(w_ratio) if w_ratio else nan,
         weight_stable_rank_median=statistics.median(w_stable) if w_stable else nan,
+        token_res_last=seq[-1].token_res if seq else nan,
+        token_erank_retention=(seq[-1].token_erank_ratio / seq[0].token_erank_ratio
+                               if seq and seq[0].token_erank_ratio > 0 else nan),
     )
+
+
+def _token_fields(t) -> tuple[int, float, float]:
+    """(tokens, token_erank_ratio, token_res) of a boundary's TokenRank; (0, NaN, NaN) if none."""
+    return (0, math.nan, math.nan) if t is None else (t.tokens, t.token_erank_ratio, t.token_res)

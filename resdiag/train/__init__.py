@@ -2,10 +2,11 @@
 
     from pathlib import Path
 
+    from resdiag.run.target import TargetSpec
     from resdiag.train import RunOptions, run_training
     from resdiag.zoo import resolve
 
-    result = run_training((resolve("resnet20"), None), {"steps": 50}, RunOptions(Path("runs/r20")))
+    result = run_training(TargetSpec(arch=resolve("resnet20")), {"steps": 50}, RunOptions(Path("runs/r20")))
 
 Layers: ``config`` (the recipe, pure data) -> ``schedule`` (lr per step) -> ``data`` (the training
 set, sharded by process) -> ``loop`` (steps, Monitor recordings, checkpoints) -> ``plots`` ->

@@ -10,7 +10,7 @@ the same run). Nothing here imports torch.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from resdiag.errors import ResdiagError
 
@@ -29,7 +29,8 @@ class TrainConfig:
     warmup_steps: int = 0  # steps at warmup_lr first; auto: ~1% of the budget for nets deeper than 100
     warmup_lr: float = 0.01  # He et al.'s warm-up lr for ResNet-110 and -1202
     seed: int = 0  # weights, the synthetic set, data order, augmentation and dropout all derive from it
-    data: str = "synthetic"  # "synthetic" or "cifar10:PATH" (resdiag.data.parse_data)
+    # "synthetic", "digits" or "cifar10:PATH" (resdiag.data.parse_data); digits when scikit-learn imports
+    data: str = field(default_factory=lambda: _default_data())
     synthetic_size: int = 2048  # a fixed set, revisited every epoch, so the loss can fall
     augment: bool = True  # CIFAR-10 only: 4-pixel zero pad, random 32x32 crop, random flip (section 4.2)
 
@@ -44,6 +45,12 @@ class TrainConfig:
             raise ResdiagError(f"unknown training config fields {sorted(unknown)}")
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
         return cls(**kw)
+
+
+def _default_data() -> str:
+    from resdiag.data import default_data  # numpy only, no torch
+
+    return default_data()
 
 
 def auto_warmup(steps: int, depth: int | None) -> int:

@@ -11,6 +11,9 @@ A resumed run needs no data-loader state.
 - synthetic: ``synthetic_size`` samples x = noise + SIGNAL * a pattern of the sample's class (both
   N(0, 1), drawn once from the seed; SIGNAL = 0.5). Pure noise with random labels can only be
   memorised, which takes many epochs; with a class pattern the loss falls within tens of steps.
+- digits: the 1,397 images of the scikit-learn digits' training split (``resdiag.data``: fixed
+  stratified split, standardised, fitted to the model's input shape); no augmentation (a flipped
+  or shifted 8x8 digit is often another digit). The 400 test images are never trained on.
 - CIFAR-10: the 50,000 training images (``resdiag.data.load_cifar10``), scaled to [0, 1] and
   normalised per channel, then He et al.'s augmentation (2015, section 4.2): 4 pixels of zeros
   padded on each side, a random 32x32 crop, a random horizontal flip.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from resdiag.data import CIFAR_MEAN, CIFAR_STD, DataSpec, load_cifar10
+from resdiag.data import CIFAR_MEAN, CIFAR_STD, DataSpec, load_cifar10, load_digits_tensors
 from resdiag.errors import ResdiagError
 
 PAD = 4  # He et al. 2015, section 4.2
@@ -102,6 +105,9 @@ def train_set(spec: DataSpec, input_shape: tuple[int, ...], num_classes: int, se
     """The training set of ``spec`` for a model of this input shape and number of classes."""
     if spec.kind == "synthetic":
         return synthetic_set(synthetic_size, input_shape, num_classes, seed)
+    if spec.kind == "digits":
+        inputs, labels = load_digits_tensors(DataSpec("digits"), input_shape, num_classes)
+        return TrainSet(inputs, labels, seed)
     if tuple(input_shape) != (3, 32, 32):
         raise ResdiagError(f"CIFAR-10 images are 3,32,32 but the model takes "
                            f"{','.join(map(str, input_shape))}")

@@ -103,6 +103,8 @@ def _model_and_recipe(spec: TargetSpec | None, recipe: dict, saved):
     target = build_target(dataclasses.replace(spec, seed=seed))
     ident = ckpt.identity(target.info, target.input_shape, target.num_classes)
     if saved is None:
+        if given.get("data") is None and target.inputs.kind == "tokens":
+            given["data"] = "synthetic"  # digits (the image default) has no token form
         return target, ident, make_config(target.depth, **given)
     from resdiag.run.checkpoint import load_checkpoint
 

@@ -121,7 +121,7 @@ class MLPConfig:
     width: int = 128
     plain: bool = False
     shortcut: Shortcut = field(default_factory=Shortcut)  # identity or scale only
-    norm: str = "none"  # "none" is the pure form of the seed's equations; "batch" adds BatchNorm1d
+    norm: str = "none"  # "none" is the pure form of He et al. 2016's equations; "batch" adds BatchNorm1d
     num_classes: int = 10
     input_shape: tuple[int, ...] = (3, 32, 32)  # flattened on entry
     # Std of each branch weight is branch_gain * sqrt(2 / width) (He init times a gain). None picks

@@ -1,4 +1,4 @@
-"""Residual and plain MLPs in the pure form of the seed's equations.
+"""Residual and plain MLPs in the pure form of the equations of He et al. 2016 (Identity Mappings).
 
 x_0 = W_in flatten(input); x_{l+1} = lam * x_l + f_scale * W_l relu(norm(x_l)) (residual) or
 x_{l+1} = W_l relu(norm(x_l)) (plain); logits = W_out relu(norm(x_L)). One linear layer per block,

@@ -8,7 +8,7 @@ from resdiag.metrics.tokens import token_rank
 from resdiag.probes.features import FeatureProbe
 from resdiag.probes.layers import find_blocks
 from resdiag.zoo import build
-from tests.zoo.test_zoo import ALL_SMALL
+from tests.support import ALL_SMALL
 
 
 @pytest.mark.parametrize("cfg", ALL_SMALL[::3], ids=lambda c: c.name)

@@ -9,26 +9,7 @@ from torch import nn
 from resdiag.probes.grad import GradientProbe
 from resdiag.probes.layers import find_blocks, find_layers
 from resdiag.zoo import build
-from tests.zoo.test_zoo import ALL_SMALL
-
-
-def reference(model, x, y):
-    """||dE/dW|| per layer and ||dE/dx_l|| per boundary from torch.autograd.grad, by hand.
-
-    Boundaries: every block input, and the final output of the last block."""
-    blocks = [m for _, m in find_blocks(model)]
-    seen = []
-    handles = [b.register_forward_pre_hook(lambda m, a: seen.append(("in", a[0]))) for b in blocks]
-    handles.append(blocks[-1].register_forward_hook(lambda m, a, out: seen.append(("out", out))))
-    loss = nn.functional.cross_entropy(model(x), y)
-    for h in handles:
-        h.remove()
-    last_out = max(i for i, (kind, _) in enumerate(seen) if kind == "out")
-    inputs = [t for i, (kind, t) in enumerate(seen) if kind == "in" or i == last_out]
-    weights = [layer.weight for layer in find_layers(model)]
-    grads = torch.autograd.grad(loss, weights + inputs, retain_graph=True)
-    norms = [math.sqrt(float((g.double() ** 2).sum())) for g in grads]
-    return loss, norms[: len(weights)], norms[len(weights):]
+from tests.support import ALL_SMALL, reference
 
 
 @pytest.mark.parametrize("cfg", ALL_SMALL, ids=lambda c: f"{c.name}-{getattr(c, 'shortcut', '')}")

@@ -8,7 +8,7 @@ from torch import nn
 from examples.user_models import TinyResNet, TwiceCalled
 from resdiag.probes.grad import GradientProbe
 from resdiag.probes.layers import find_blocks, find_layers, unwrap
-from tests.probes.test_grad_probe import reference
+from tests.support import reference
 
 
 def _check(model, x, y):

@@ -35,7 +35,7 @@ def test_schedule_divides_by_ten_at_half_and_three_quarters():
     ({"lr": -1.0}, "--lr"),
     ({"lr": float("nan")}, "--lr"),
     ({"steps": 10, "warmup_steps": 10}, "--warmup-steps"),
-    ({"batch_size": 4096}, "synthetic set"),
+    ({"batch_size": 4096, "data": "synthetic"}, "synthetic set"),
 ])
 def test_bad_recipes(given, message):
     with pytest.raises(ResdiagError, match=message):

@@ -6,7 +6,7 @@ import torch
 from resdiag.data import parse_data
 from resdiag.errors import ResdiagError
 from resdiag.train.data import PAD, TrainSet, pad_crop_flip, synthetic_set, train_set
-from tests.test_data import write_cifar
+from tests.support import write_cifar
 
 
 def test_pad_crop_flip_against_a_loop():
@@ -54,3 +54,23 @@ def test_cifar_is_normalised_and_augmented(tmp_path):
         train_set(spec, (3, 8, 8), 10, 0, 0)
     with pytest.raises(ResdiagError, match="10 classes"):
         train_set(spec, (3, 32, 32), 7, 0, 0)
+
+
+def test_digits_training_set_is_the_training_split_unaugmented():
+    from resdiag.data import digits_split
+
+    data = train_set(parse_data("digits"), (1, 8, 8), 10, seed=0, synthetic_size=0)
+    images, labels = digits_split("train")
+    assert len(data) == 1397 and torch.equal(data.labels, torch.from_numpy(labels))
+    x, y = data.batch(3, 32)
+    idx = data.indices(3, 32)
+    assert torch.equal(x[:, 0], torch.from_numpy(images)[idx]) and torch.equal(y, data.labels[idx])
+
+
+def test_the_recipe_defaults_to_digits_when_sklearn_imports(monkeypatch):
+    import resdiag.data
+    from resdiag.train.config import TrainConfig
+
+    assert TrainConfig().data == "digits"
+    monkeypatch.setattr(resdiag.data, "has_sklearn", lambda: False)
+    assert TrainConfig().data == "synthetic"

@@ -68,7 +68,7 @@ BAD = [
 
 @pytest.mark.parametrize("args, message", BAD, ids=[m for _, m in BAD])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message, monkeypatch):
-    from tests.test_data import write_cifar
+    from tests.support import write_cifar
 
     if any("{cifar}" in a for a in args):
         (tmp_path / "c").mkdir()

@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from resdiag.errors import ResdiagError
-from resdiag.zoo import FAMILIES, PRESETS, build, parse_shortcut, resolve, twin
+from resdiag.zoo import PRESETS, build, parse_shortcut, resolve, twin
 from resdiag.zoo.config import PLACEMENTS, MLPConfig, Shortcut, nearest_depths
 from resdiag.zoo.registry import Family, register, register_family
+from tests.support import ALL_SMALL
 
 
 def n_params(cfg) -> int:
@@ -91,21 +92,6 @@ def test_registry_rejects_duplicates():
         register_family(Family("mlp", lambda d: MLPConfig(depth=d), 1, "", ""))
 
 
-# Shallow instances of every family and every variant: a new family is tested once registered.
-SHALLOW = {name: 8 if resolve(name).family == "resnet" else 2 for name in FAMILIES}
-SMALL_SHAPE = {"resnet": ((3, 8, 8), 0.25), "mlp": ((3, 8, 8), 8), "transformer": ((6,), 16)}
-VARIANTS = [{"shortcut": parse_shortcut(s)} for s in
-            ("scale:0.5,0.5", "gate:-2", "shortcut_gate", "conv", "dropout:0.5")]
-VARIANTS += [{"projection": "B"}, {"norm": "none"}, {"block": "bottleneck"}]
-
-
-def small(name, **kw):
-    depth = 11 if kw.get("block") == "bottleneck" else SHALLOW[name]
-    shape, width = SMALL_SHAPE[resolve(name).family]
-    return resolve(name, depth, width=width, input_shape=shape, **kw)
-
-
-ALL_SMALL = [small(n) for n in FAMILIES] + [small("resnet", **v) for v in VARIANTS]
 
 
 @pytest.mark.parametrize("cfg", ALL_SMALL, ids=lambda c: f"{c.name}-{getattr(c, 'shortcut', '')}")
