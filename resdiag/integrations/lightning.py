@@ -14,31 +14,16 @@ of the Trainer) and, on rank 0, to the JSON lines; the parameter keys are those 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lightning.pytorch import Callback
 
-from resdiag.integrations import log_values
-from resdiag.monitor import Monitor, Recording
+from resdiag.integrations import Recorder, log_values
 
 
-class ResdiagCallback(Callback):
-    def __init__(self, every: int = 100, *, features: bool = False, blocks: str | None = None,
-                 jsonl: str | Path | None = None, **monitor_kwargs):
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        self.every, self.features, self.blocks, self.jsonl = every, features, blocks, jsonl
-        self.monitor_kwargs = monitor_kwargs
-        self.monitor: Monitor | None = None
-
-    @property
-    def history(self) -> list[Recording]:
-        return self.monitor.history if self.monitor is not None else []
+class ResdiagCallback(Recorder, Callback):
+    """Takes the Monitor's options: every, features, blocks, jsonl, thresholds, ..."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if self.monitor is None:
-            self.monitor = Monitor(pl_module, every=self.every, features=self.features, blocks=self.blocks,
-                                   jsonl=self.jsonl, **self.monitor_kwargs)
+        self.make_monitor(pl_module, self.jsonl)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         m = self.monitor

@@ -17,22 +17,16 @@ puts it first) and, on rank 0, written to the JSON lines.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from transformers import TrainerCallback
 
-from resdiag.integrations import log_values
-from resdiag.monitor import Monitor, Recording
+from resdiag.integrations import Recorder, log_values
 
 
-class ResdiagCallback(TrainerCallback):
-    def __init__(self, every: int = 100, *, features: bool = False, blocks: str | None = None,
-                 jsonl: str | Path | None = None, **monitor_kwargs):
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        self.every, self.features, self.blocks, self.jsonl = every, features, blocks, jsonl
-        self.monitor_kwargs = monitor_kwargs
-        self.monitor: Monitor | None = None
+class ResdiagCallback(Recorder, TrainerCallback):
+    """Takes the Monitor's options: every, features, blocks, jsonl, thresholds, ..."""
+
+    def __init__(self, every: int = 100, **kwargs):
+        super().__init__(every, **kwargs)
         self._trainer = None
         self._pending: dict[str, float] = {}
 
@@ -45,15 +39,8 @@ class ResdiagCallback(TrainerCallback):
         trainer.callback_handler.callbacks.insert(0, callback)
         return callback
 
-    @property
-    def history(self) -> list[Recording]:
-        return self.monitor.history if self.monitor is not None else []
-
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if self.monitor is None:
-            self.monitor = Monitor(model, every=self.every, features=self.features, blocks=self.blocks,
-                                   jsonl=self.jsonl if state.is_world_process_zero else None,
-                                   **self.monitor_kwargs)
+        self.make_monitor(model, self.jsonl if state.is_world_process_zero else None)
 
     def on_step_begin(self, args, state, control, **kwargs):
         m = self.monitor

@@ -92,6 +92,7 @@ def test_fit_records_lightning_keys(tmp_path, accumulate):
     assert lines[0]["grad_flow"]["verdict"]["status"] == cb.history[0].result.verdict.status
 
 
+@pytest.mark.slow  # torch.compile on the shared CPU: ~30 s
 def test_no_orig_mod_under_compile():
     module = Module(compile_model=True)
     cb = ResdiagCallback(every=3)
