@@ -15,10 +15,12 @@ Between recorded steps ``record`` installs nothing: the cost is one modulo. On a
 hooks live only inside the ``with`` block. Activation gradients dE/dx_l need the forward pass
 inside the block; with only ``backward()`` inside, the weight gradients are still recorded.
 
-Under ``torch.distributed`` (e.g. a DistributedDataParallel model launched by ``torchrun``) the
-weight gradients are read from ``.grad`` after backward, i.e. after DDP's all-reduce, and the
-activation-gradient norms are combined over ranks, so every rank holds the same numbers; only rank
-0 writes the JSON-lines and TensorBoard streams.
+One record per optimizer step (docs/api.md, "Training stacks"): the ``with`` block holds every
+micro-batch of the step; weight gradients are read once from ``.grad`` when it closes (after DDP's
+all-reduce or FSDP's reduce-scatter: the gradient the optimizer applies), boundary norms are
+combined over micro-batches and ranks, checkpoint recomputations are ignored, and a GradScaler's
+scale is divided out. Every rank holds the same numbers; only rank 0 writes the JSON-lines and
+TensorBoard streams.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from resdiag.data import DataSpec
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.metrics.registry import GRAD_FLOW, RANK, values
 from resdiag.probes.features import FeatureProbe
-from resdiag.probes.grad import GradientProbe
+from resdiag.probes.training import StepProbe, flat_sharded, flat_sharded_norms, grad_norms
 from resdiag.probes.layers import find_blocks, unwrap
 from resdiag.results import GradFlowResult, ModelInfo, RankResult, encode
 from resdiag.run.common import model_info
@@ -56,6 +58,8 @@ class Recording:
     result: GradFlowResult
     rank: RankResult | None
     param_norms: dict[str, float]  # ||.grad|| of every parameter with a gradient, by name
+    micro_batches: int = 1  # forward+backward passes combined into this optimizer step
+    loss_scale: float = 1.0  # the GradScaler scale divided out of every norm (1: none)
 
     def lightning(self, norm_type: float = 2.0) -> dict[str, float]:
         """The keys of ``lightning.pytorch.utilities.grad_norm``: ``grad_2.0_norm/<param>`` for
@@ -74,7 +78,8 @@ class Recording:
         return out
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "grad_flow": self.result.to_dict(),
+        return {"step": self.step, "micro_batches": self.micro_batches, "loss_scale": self.loss_scale,
+                "grad_flow": self.result.to_dict(),
                 "rank": self.rank.to_dict() if self.rank else None,
                 "lightning": encode(self.lightning())}
 
@@ -113,6 +118,7 @@ class Monitor:
         rank_thresholds: RankThresholds = RankThresholds(),
         info: ModelInfo | None = None,
         objective: str = "user",
+        scaler=None,
     ):
         """``info`` names the model in the results (default: its class name, family "custom");
         ``objective`` says which loss the loop backpropagates (``RunInfo.objective``; default "user":
@@ -124,6 +130,9 @@ class Monitor:
         self.thresholds, self.rank_thresholds = thresholds, rank_thresholds
         self.history: list[Recording] = []
         self.info, self.objective = info, objective
+        self.scaler = scaler
+        self._open: tuple | None = None
+        self._weights_scaled = True
         self._jsonl = Path(jsonl) if jsonl is not None else None
         self._tb = _tensorboard(tensorboard) if tensorboard is not None and is_main_process() else None
 
@@ -131,24 +140,68 @@ class Monitor:
         return step % self.every == 0
 
     @contextlib.contextmanager
-    def record(self, step: int) -> Iterator[Recording | None]:
-        """Around forward and backward of one step: records on due steps, else does nothing."""
+    def record(self, step: int, scaler=None) -> Iterator[Recording | None]:
+        """Around the forward and backward passes of one optimizer step (every micro-batch of it):
+        records on due steps, else does nothing. ``scaler``: the ``torch.amp.GradScaler`` whose
+        scaled loss the step backpropagates (default: the Monitor's)."""
         if not self.due(step):
             yield None
             return
         holder = _Holder()
-        ddp = isinstance(self.model, nn.parallel.DistributedDataParallel)
-        with contextlib.ExitStack() as stack:
-            probe = stack.enter_context(
-                GradientProbe(self.model, blocks=self.blocks, weights_from="grad" if ddp else "hook"))
-            fprobe = stack.enter_context(FeatureProbe(self.model, self.blocks)) if self.features else None
+        self.begin(step)
+        try:
             yield holder
-            step_record = probe.step(all_reduce=True)
-            holder.fill(self._recording(step, probe, step_record, fprobe))
-        self.history.append(holder.recording)
-        self._emit(holder.recording)
+        except BaseException:
+            self._close()
+            raise
+        holder.fill(self.end(scaler=scaler))
 
-    def _recording(self, step, probe, step_record, fprobe) -> Recording:
+    def begin(self, step: int) -> None:
+        """Open a recorded step (``record`` does this; callbacks call it before the first
+        micro-batch's forward)."""
+        if self._open is not None:
+            raise RuntimeError(f"step {self._open[0]} is still being recorded")
+        stack = contextlib.ExitStack()
+        try:
+            probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks))
+            fprobe = stack.enter_context(FeatureProbe(self.model, self.blocks)) if self.features else None
+        except BaseException:
+            stack.close()
+            raise
+        self._open = (step, stack, probe, fprobe)
+
+    def end(self, scaler=None) -> Recording:
+        """Close the step opened by ``begin`` after its last backward and before the optimizer
+        step: read ``.grad`` once, unscale by ``scaler`` (or the Monitor's), emit the record."""
+        if self._open is None:
+            raise RuntimeError("no recorded step is open (call begin(step) first)")
+        step, stack, probe, fprobe = self._open
+        try:
+            scale, weights_scaled = loss_scale(scaler if scaler is not None else self.scaler)
+            self._weights_scaled = weights_scaled
+            step_record = probe.step(all_reduce=True, scale=scale, weights_scaled=weights_scaled)
+            recording = self._recording(step, probe, step_record, fprobe, scale)
+        finally:
+            self._close()
+        self.history.append(recording)
+        self._emit(recording)
+        return recording
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a step opened by ``begin`` waits for ``end``."""
+        return self._open is not None
+
+    def abort(self) -> None:
+        """Drop the open step, if any, without a record (its hooks are removed)."""
+        self._close()
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+
+    def _recording(self, step, probe, step_record, fprobe, scale) -> Recording:
         from resdiag.run.gradflow import grad_flow_from_probe
 
         info = self.info or model_info(unwrap(self.model), name=type(unwrap(self.model)).__name__)
@@ -162,10 +215,25 @@ class Monitor:
             from resdiag.run.rank import rank_from_probe
 
             rank = rank_from_probe(self.model, fprobe, info, self.rank_thresholds)
-        params = [(n, p.grad) for n, p in unwrap(self.model).named_parameters() if p.grad is not None]
-        norms = torch.stack([torch.linalg.vector_norm(g.float()) for _, g in params]).cpu().tolist() \
-            if params else []
-        return Recording(step, result, rank, {n: v for (n, _), v in zip(params, norms, strict=True)})
+        return Recording(step, result, rank, self._param_norms(scale), micro_batches=probe.micro_batches,
+                         loss_scale=float(scale) if scale is not None else 1.0)
+
+    def _param_norms(self, scale) -> dict[str, float]:
+        """||p.grad|| by parameter name as Lightning's ``grad_norm`` names them for the module the
+        Monitor was given (torch.compile's ``_orig_mod.`` removed), unscaled like the layer rows."""
+        named = [(_clean(n), p.grad) for n, p in unwrap(self.model).named_parameters()]
+        if flat_sharded(self.model):
+            norms, seen = flat_sharded_norms([g for _, g in named])
+            params = [(n, v) for (n, _), v, ok in zip(named, norms, seen, strict=True) if ok]
+            norms = torch.stack([v for _, v in params]) if params else None
+        else:
+            params = [(n, g) for n, g in named if g is not None]
+            norms = torch.stack(grad_norms([g for _, g in params])) if params else None
+        if norms is None:
+            return {}
+        if scale is not None and self._weights_scaled:
+            norms = norms / torch.as_tensor(scale, dtype=torch.float64, device=norms.device)
+        return {n: v for (n, _), v in zip(params, norms.cpu().tolist(), strict=True)}
 
     def _emit(self, rec: Recording) -> None:
         if not is_main_process():
@@ -203,6 +271,24 @@ class _Holder:
             raise AttributeError(f"the recording is available after the 'with' block ({name})")
         return getattr(self.recording, name)
 
+
+
+def _clean(name: str) -> str:
+    return name.replace("_orig_mod.", "").replace("_fsdp_wrapped_module.", "")
+
+
+def loss_scale(scaler) -> tuple[torch.Tensor | None, bool]:
+    """The loss scale of a ``torch.amp.GradScaler`` for this step's backward, as a device tensor
+    (no host sync), and whether ``.grad`` still holds scaled values: False once
+    ``scaler.unscale_(optimizer)`` has run (Lightning and HF Trainer do before their hooks).
+    The scale read before ``scaler.update()`` is the one the backward used."""
+    if scaler is None or not scaler.is_enabled() or getattr(scaler, "_scale", None) is None:
+        return None, True
+    from torch.amp.grad_scaler import OptState
+
+    states = getattr(scaler, "_per_optimizer_states", {}).values()
+    unscaled = any(state.get("stage") is OptState.UNSCALED for state in states)
+    return scaler._scale.detach().double(), not unscaled
 
 
 def _device(model: nn.Module) -> str:

@@ -172,3 +172,26 @@ def test_token_collapse_reaches_the_rank_verdict(arch, collapsed):
         assert r.summary.token_res_last < 1e-5
     else:
         assert r.verdict.status == "healthy" and r.summary.token_res_last > 0.1
+
+
+def test_constant_branch_output_has_std_zero_not_nan():
+    """Found by the mutation run: s2/n - (s1/n)^2 of a constant rounds below 0 for some values
+    (363 outputs of 1.0253449218110244 give -2.2e-16)."""
+    from resdiag.probes.features import FeatureProbe
+
+    class Const(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.branch = nn.Linear(1, 1)
+            nn.init.zeros_(self.branch.weight)
+            nn.init.constant_(self.branch.bias, 1.0253449218110244)  # F(x) constant
+
+        def forward(self, x):
+            return x + self.branch(x)
+
+    model = nn.Sequential(Const(), Const())
+    with torch.no_grad(), FeatureProbe(model, blocks=[("0", model[0]), ("1", model[1])]) as probe:
+        model(torch.randn(363, 1))
+    probe.collect()
+    stds = dict(probe.branches)
+    assert stds == {"0": 0.0, "1": 0.0}

@@ -84,4 +84,5 @@ class FeatureProbe(BoundaryHooks):
             moments = torch.stack([torch.stack([b[1], b[2]]) for b in branch]).cpu().tolist()
             for (name, _, _, n), (s1, s2) in zip(branch, moments, strict=True):
                 var = s2 / n - (s1 / n) ** 2
-                self.branches.append((name, math.sqrt(var) if var >= 0 else math.nan))
+                # a constant output can round to a tiny negative variance: its std is 0, not NaN
+                self.branches.append((name, math.sqrt(max(var, 0.0)) if math.isfinite(var) else math.nan))

@@ -59,13 +59,15 @@ class Layer:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside DataParallel / DistributedDataParallel / torch.compile wrappers.
+    """The module inside DataParallel / DistributedDataParallel / torch.compile / FSDP1 wrappers.
 
     Probing the compiled module's original runs it eagerly; hooks do not fire inside compiled
     graphs, so this is the only way to read per-layer numbers from a compiled model.
     """
     while True:
         inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+        if not isinstance(inner, nn.Module):  # FSDP1's FullyShardedDataParallel
+            inner = getattr(model, "_fsdp_wrapped_module", None)
         if isinstance(inner, nn.Module):
             model = inner
             continue

@@ -73,3 +73,17 @@ def test_without_a_process_group_all_reduce_changes_nothing():
         step = probe.step(all_reduce=True)
     _, _, want = reference(model(), x, y)
     assert list(step.boundary_grad) == pytest.approx(want, rel=1e-9)
+
+
+def test_weights_from_is_checked_and_the_error_names_the_value():
+    with pytest.raises(ValueError, match=r"^weights_from must be 'hook' or 'grad', got 'both'$"):
+        GradientProbe(model(), weights_from="both")
+
+
+def test_a_step_with_nothing_recorded_is_all_nan_not_an_error():
+    net = model()
+    with GradientProbe(net) as probe:
+        step = probe.step()  # no forward, no backward
+    assert len(step.weight_grad) == len(probe.layers) > 0
+    assert all(g != g for g in step.weight_grad)  # NaN: not seen
+    assert step.boundary_grad == () and not any(step.weight_seen)

@@ -1,0 +1,114 @@
+"""The Monitor's cost inside a training step, on ResNet-18 and GPT-2-small shaped models.
+
+    python benchmarks/bench_monitor.py [--repeats R] [--models resnet18,gpt2]
+
+For each model, interleaved (one of each per repeat, so that machine noise hits all alike), the
+median wall time of: a bare training step (zero_grad, forward, backward, SGD step); the same step
+inside ``Monitor.record`` on a step that is not due (target <= 1.01x); on a recorded step
+(target <= 1.10x); and recorded with ``features=True`` (target <= 1.5x). Prints the ratios to the
+bare step. ResNet-18 is torchvision's layout ([2, 2, 2, 2] BasicBlocks, 7x7 stem, 1000 classes),
+defined here so that no torchvision is needed; GPT-2-small is ``GPT2LMHeadModel(GPT2Config())``
+(12 layers, 768 wide, 124M parameters), random init.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from resdiag.api import Monitor
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+def resnet18(classes: int = 1000) -> nn.Module:
+    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+              nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes)]
+    return nn.Sequential(*layers)
+
+
+def problem(name: str, batch: int):
+    g = torch.Generator().manual_seed(0)
+    if name == "resnet18":
+        model = resnet18()
+        x, y = torch.randn(batch, 3, 112, 112, generator=g), torch.randint(0, 1000, (batch,), generator=g)
+        return model, lambda: nn.functional.cross_entropy(model(x), y)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config())
+    ids = torch.randint(0, 50257, (batch, 64), generator=g)
+    return model, lambda: model(input_ids=ids, labels=ids).loss
+
+
+def bench(name: str, batch: int, repeats: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    model, loss_fn = problem(name, batch)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+    monitors = {"between": Monitor(model, every=2), "recorded": Monitor(model, every=2),
+                "features": Monitor(model, every=2, features=True)}
+    steps = {"between": 1, "recorded": 0, "features": 0}
+
+    def step(kind: str | None) -> float:
+        opt.zero_grad(set_to_none=True)
+        t = time.perf_counter()
+        if kind is None:
+            loss_fn().backward()
+        else:
+            with monitors[kind].record(steps[kind]):
+                loss_fn().backward()
+        opt.step()
+        return time.perf_counter() - t
+
+    kinds = [None, "between", "recorded", "features"]
+    for kind in kinds:  # warm-up
+        step(kind)
+    times: dict = {k: [] for k in kinds}
+    for _ in range(repeats):
+        for kind in kinds:
+            times[kind].append(step(kind))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"bare_s": med[None], **{k: med[k] / med[None] for k in kinds[1:]}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--models", default="resnet18,gpt2")
+    ap.add_argument("--batch-size", type=int, default=8)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}, interleaved")
+    print(f"{'model':10} {'bare step':>10} {'between':>8} {'recorded':>9} {'features':>9}  (targets 1.01 1.10 1.5)")
+    for name in args.models.split(","):
+        r = bench(name, args.batch_size, args.repeats)
+        print(f"{name:10} {r['bare_s']:9.3f}s {r['between']:7.3f}x {r['recorded']:8.3f}x {r['features']:8.3f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The probe of one optimizer step of a real training job (the Monitor's; docs/api.md, "Training stacks").
+
+What it adds to ``GradientProbe``:
+
+- **Gradient accumulation.** Weight rows are read once, from ``.grad``, when the step closes: the
+  gradient the optimizer applies, whatever the number of micro-batches. A forward boundary call
+  that follows a backward starts a new micro-batch; boundary l of the step is
+
+      ||dE/dx_l|| = sqrt( sum_m ||dE/dx_l^(m)||^2 )          (m = the step's micro-batches)
+
+  i.e. the norm of the activation gradient of the whole step's batch (the concatenation of the
+  micro-batches). When each micro-batch loss is divided by the number of micro-batches (the usual
+  accumulation recipe), this is exactly the norm the same batch gives in one backward.
+- **Activation checkpointing.** A block call made while autograd runs a backward
+  (``torch._C._current_graph_task_id() != -1``) is a recomputation (torch.utils.checkpoint,
+  reentrant or not; HF ``gradient_checkpointing_enable``): it adds no boundary. The one exception is
+  a boundary the first pass could not hook because it ran without autograd (the output of a block
+  inside a reentrant checkpoint): its recomputed tensor carries the same gradient and is hooked.
+- **Loss scaling.** ``step(scale=S, weights_scaled=...)`` divides the norms by the loss scale S of
+  a ``torch.amp.GradScaler`` (the weight rows only while ``.grad`` still holds scaled values).
+- **Sharded parameters.** A DTensor gradient (FSDP2 ``fully_shard``) is reduced over its mesh:
+  ||g|| = sqrt(sum over shards ||g_shard||^2); a replicated one is read locally. Under FSDP1
+  (``FullyShardedDataParallel(use_orig_params=True)``) each rank holds a slice of every
+  parameter's flattened gradient: the same sum, over the ranks' slices.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from resdiag.metrics.norms import l2_norm, l2_norms
+from resdiag.probes.boundaries import keep_boundaries
+from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms, _first_tensor
+
+_OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
+
+
+def in_backward() -> bool:
+    """Whether the autograd engine is running a backward on this thread (a recomputation)."""
+    return torch._C._current_graph_task_id() != -1
+
+
+def grad_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """float64 L2 norms of (possibly DTensor-sharded) tensors, on their devices; one all-reduce for
+    every sharded tensor together."""
+    dtensor = _dtensor_class()
+    sharded = [i for i, t in enumerate(tensors) if dtensor is not None and isinstance(t, dtensor)]
+    if not sharded:
+        return l2_norms(tensors)
+    out = l2_norms([t.to_local() if i in sharded else t for i, t in enumerate(tensors)])
+    by_group: dict = {}
+    for i in sharded:
+        if any(p.is_shard() for p in tensors[i].placements):
+            by_group.setdefault(tensors[i].device_mesh.get_group(), []).append(i)
+    for group, idx in by_group.items():
+        squares = torch.stack([out[i] for i in idx]).square()
+        torch.distributed.all_reduce(squares, group=group)
+        for i, v in zip(idx, squares.sqrt(), strict=True):
+            out[i] = v
+    return out
+
+
+def flat_sharded(model: nn.Module) -> bool:
+    """Whether ``model`` is an FSDP1 ``FullyShardedDataParallel``: each rank's ``.grad`` of a
+    parameter (use_orig_params) is its slice of the flat shard, possibly empty or None."""
+    return type(model).__name__ == "FullyShardedDataParallel" and _world() > 1
+
+
+def flat_sharded_norms(grads: list[torch.Tensor | None]) -> tuple[list[torch.Tensor | None], list[bool]]:
+    """||g|| = sqrt(sum over ranks ||slice_r||^2) of every gradient, and whether any rank holds
+    one; one all-reduce. Every rank must pass the same parameters in the same order."""
+    device = next((g.device for g in grads if g is not None), torch.device("cpu"))
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    local = l2_norms([g for g in grads if g is not None])
+    it = iter(local)
+    squares = torch.stack([next(it).square() if g is not None else zero for g in grads]
+                          + [torch.tensor(float(g is not None), dtype=torch.float64, device=device)
+                             for g in grads]) if grads else zero.reshape(0)
+    torch.distributed.all_reduce(squares)
+    n = len(grads)
+    seen = [bool(v) for v in (squares[n:] > 0).tolist()]
+    return [s.sqrt() if ok else None for s, ok in zip(squares[:n], seen, strict=True)], seen
+
+
+def _world() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _dtensor_class():
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch built without distributed
+        return None
+    return DTensor
+
+
+class StepProbe(GradientProbe):
+    """Records one optimizer step: any number of micro-batches, checkpointing, scaled and sharded
+    gradients. Weight gradients always come from ``.grad`` when the step closes."""
+
+    def __init__(self, model: nn.Module, blocks: list[tuple[str, nn.Module]] | None = None):
+        super().__init__(model, blocks=blocks, weights_from="grad")
+        self._norms: dict[str, list[torch.Tensor]] = {}  # label -> its norm in each micro-batch
+        self._order: list[str] = []
+        self._shape: dict[str, tuple[int, ...]] = {}
+        self._pending: dict[str, list[str]] = {}  # "<block>:<where>" -> labels to take on recompute
+        self._backward_seen = False
+        self.micro_batches = 0
+
+    def _install(self) -> None:
+        with torch.no_grad():
+            weights = [layer.weight for layer in self.layers]
+            norms = flat_sharded_norms(weights)[0] if flat_sharded(self.model) else grad_norms(weights)
+            self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
+        self._handles.append(self.model.register_forward_hook(self._output_hook))
+
+    def _label(self, name: str, where: str) -> str:
+        if in_backward():
+            return f"{name}:{where}"  # a recomputation: matched to a pending label in _on_boundary
+        if self._backward_seen or self.micro_batches == 0:  # a new micro-batch starts
+            self._backward_seen, self._calls = False, {}
+            self.micro_batches += 1
+        return super()._label(name, where)
+
+    def _on_boundary(self, tensor, label: str) -> None:
+        if not isinstance(tensor, torch.Tensor):
+            return
+        if in_backward():
+            pending = self._pending.get(label)
+            if pending and tensor.requires_grad:
+                self._hook(tensor, pending.pop())  # backward runs the calls in reverse order
+            return
+        if label not in self._shape:
+            self._order.append(label)
+            self._shape[label] = tuple(tensor.shape)
+        if tensor.requires_grad:
+            self._hook(tensor, label)
+        elif not torch.is_grad_enabled():  # inside a reentrant checkpoint: hooked on recompute
+            self._pending.setdefault(label.split("#")[0], []).append(label)
+
+    def _hook(self, tensor: torch.Tensor, label: str) -> None:
+        def hook(grad: torch.Tensor) -> None:
+            self._norms.setdefault(label, []).append(l2_norm(grad))
+            self._backward_seen = True
+
+        tensor.register_hook(hook)
+
+    def _output_hook(self, module, args, output) -> None:
+        out = _first_tensor(output)
+        if out is not None and out.requires_grad and not in_backward():
+            self._hook(out, _OUTPUT)
+
+    def step(self, all_reduce: bool = False, scale: torch.Tensor | float | None = None,
+             weights_scaled: bool = True) -> GradStep:
+        """Close the optimizer step: combine micro-batches, unscale, move to the host in one sync."""
+        labels = [label for label in self._order if label in self._norms]
+        labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
+        boundary = [torch.stack(self._norms[label]).square().sum().sqrt() for label in labels]
+        grads = [layer.weight.grad for layer in self.layers]
+        if flat_sharded(self.model):
+            weights, seen = flat_sharded_norms(grads)
+        else:
+            seen = [g is not None for g in grads]
+            wnorms = iter(grad_norms([g for g in grads if g is not None]) if any(seen) else [])
+            weights = [next(wnorms) if ok else None for ok in seen]
+        output = self._norms.get(_OUTPUT)
+        activation = [*boundary, torch.stack(output).square().sum().sqrt() if output else None]
+        if all_reduce:
+            activation = _all_reduce_norms(activation)
+        present = [v for v in (*weights, *activation) if v is not None]
+        if present:
+            stacked = torch.stack(present)
+            if scale is not None:
+                divisor = torch.as_tensor(scale, dtype=torch.float64, device=stacked.device)
+                n_weights = sum(seen)
+                stacked = torch.cat([stacked[:n_weights] / (divisor if weights_scaled else 1.0),
+                                     stacked[n_weights:] / divisor])
+            host = iter(stacked.cpu().tolist())
+        else:
+            host = iter([])
+        values = [math.nan if v is None else next(host) for v in (*weights, *activation)]
+        n = len(grads)
+        step = GradStep(weight_grad=tuple(values[:n]), weight_seen=tuple(seen),
+                        boundary_grad=tuple(values[n:-1]),
+                        boundary_shapes=tuple(self._shape[label] for label in labels),
+                        boundary_names=tuple(labels), output_grad=values[-1])
+        self.steps.append(step)
+        return step

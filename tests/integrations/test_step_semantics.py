@@ -1,0 +1,167 @@
+"""A recorded step is one optimizer step: accumulation, checkpointing and loss scaling (docs/api.md,
+"Training stacks"). References: one backward of the whole batch through torch.autograd.grad."""
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from resdiag.api import Monitor
+from tests.integrations.problems import ResNetMLP, batch, reference
+
+
+def accumulate(monitor, model, x, y, k, step=0):
+    """One optimizer step of k micro-batches, each loss divided by k (the usual recipe)."""
+    with monitor.record(step) as rec:
+        for xm, ym in zip(x.chunk(k), y.chunk(k)):
+            (nn.functional.cross_entropy(model(xm), ym) / k).backward()
+    return rec
+
+
+def check_against(rec, model, weights, bounds, rel=1e-5):
+    assert rec.param_norms.keys() == weights.keys()
+    for name, want in weights.items():
+        assert rec.param_norms[name] == pytest.approx(want, rel=rel), name
+    layer = {row.name: row.grad_norm for row in rec.result.layers}
+    assert layer["stem"] == pytest.approx(weights["stem.weight"], rel=rel)
+    assert layer["blocks.3.fc2"] == pytest.approx(weights["blocks.3.fc2.weight"], rel=rel)
+    got = [b.grad_norm for b in rec.result.boundaries]
+    assert [b.name for b in rec.result.boundaries] == [f"blocks.{i}:in" for i in range(4)] + ["blocks.3:out"]
+    assert got == pytest.approx(bounds, rel=rel)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_accumulation_equals_one_big_batch(k):
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    ref_model = copy.deepcopy(model)
+    x, y = batch(12)
+    weights, bounds = reference(ref_model, x, y, list(ref_model.blocks))
+    monitor = Monitor(model, every=1)
+    rec = accumulate(monitor, model, x, y, k)
+    assert rec.micro_batches == k and len(monitor.history) == 1
+    check_against(rec, model, weights, bounds)
+    for name, p in model.named_parameters():  # the weight rows are what the optimizer applies
+        assert rec.param_norms[name] == pytest.approx(float(p.grad.double().norm()), rel=1e-9)
+
+
+def test_one_record_per_optimizer_step_numbered_by_it():
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = Monitor(model, every=2)
+    for opt_step in range(5):
+        x, y = batch(8, seed=opt_step)
+        accumulate(monitor, model, x, y, k=2, step=opt_step)
+        opt.step()
+        opt.zero_grad()
+    assert [r.step for r in monitor.history] == [0, 2, 4]
+    assert {r.micro_batches for r in monitor.history} == {2}
+
+
+@pytest.mark.parametrize("mode", ["reentrant", "non_reentrant", "sequential"])
+@pytest.mark.parametrize("k", [1, 2])
+def test_checkpointing_adds_no_boundary(mode, k):
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    ref_model = copy.deepcopy(model)
+    model.ckpt = mode
+    x, y = batch(8)
+    weights, bounds = reference(ref_model, x, y, list(ref_model.blocks))
+    plain = accumulate(Monitor(ref_model, every=1), ref_model, x, y, k)
+    rec = accumulate(Monitor(model, every=1), model, x, y, k)
+    check_against(rec, model, weights, bounds)
+    assert all(math.isfinite(b.grad_norm) for b in rec.result.boundaries)
+    # a healthy model under checkpointing gets the verdict it gets without
+    assert rec.result.verdict.status == plain.result.verdict.status != "exploding"
+
+
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_hf_gradient_checkpointing(reentrant):
+    """transformers 5 checkpoints inside each layer (the layer's own hooks run once); this holds
+    the Monitor to that (a regression test: it also passes without resdiag's recompute rule)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=3, n_head=2, n_positions=16,
+                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model = transformers.GPT2LMHeadModel(cfg).train()
+    ref_model = copy.deepcopy(model)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+    ids = torch.randint(0, 64, (4, 12), generator=torch.Generator().manual_seed(1))
+    recs = []
+    for m in (ref_model, model):
+        with Monitor(m, every=1).record(0) as rec:
+            m(input_ids=ids, labels=ids).loss.backward()
+        recs.append(rec)
+    names = [b.name for b in recs[1].result.boundaries]
+    assert names == [f"transformer.h.{i}:in" for i in range(3)] + ["transformer.h.2:out"]
+    assert names == [b.name for b in recs[0].result.boundaries]
+    got = [b.grad_norm for b in recs[1].result.boundaries]
+    assert got == pytest.approx([b.grad_norm for b in recs[0].result.boundaries], rel=1e-5)
+    assert recs[1].param_norms == pytest.approx(recs[0].param_norms, rel=1e-5)
+    assert recs[1].result.verdict.status == recs[0].result.verdict.status != "exploding"
+
+
+def scaled_step(monitor, model, opt, scaler, x, y, step, pass_scaler):
+    with monitor.record(step, **({"scaler": scaler} if pass_scaler else {})) as rec:
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = nn.functional.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+    scaled = {n: p.grad.double().norm().item() for n, p in model.named_parameters()}
+    scale = scaler.get_scale()
+    scaler.step(opt)
+    scaler.update()
+    opt.zero_grad()
+    return rec, scaled, scale
+
+
+@pytest.mark.parametrize("where", ["monitor", "record"])
+def test_gradscaler_norms_are_unscaled_through_a_backoff(where):
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    # 2**30: fp16 activation gradients overflow at the first step, the scaler backs off
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**30, growth_interval=1000)
+    monitor = Monitor(model, every=1, scaler=scaler if where == "monitor" else None)
+    scales = []
+    for step in range(24):
+        x, y = batch(8, seed=step)
+        ref = copy.deepcopy(model)
+        rec, scaled, scale = scaled_step(monitor, model, opt, scaler, x, y, step, where == "record")
+        scales.append(scale)
+        assert rec.loss_scale == scale
+        for name, v in scaled.items():  # p.grad / S: the gradient the optimizer would apply
+            assert rec.param_norms[name] == pytest.approx(v / scale, rel=1e-9, nan_ok=True)
+        if math.isfinite(sum(scaled.values())):
+            # the unscaled loss's own gradient (same autocast): boundary norms carry no scale
+            xs = []
+            hs = [b.register_forward_pre_hook(lambda m, a: xs.append(a[0])) for b in ref.blocks]
+            with torch.autocast("cpu", dtype=torch.float16):
+                loss = nn.functional.cross_entropy(ref(x), y)
+            want = [float(g.double().norm()) for g in torch.autograd.grad(loss, xs)]
+            for h in hs:
+                h.remove()
+            got = [b.grad_norm for b in rec.result.boundaries][:4]
+            assert got == pytest.approx(want, rel=2e-2)  # fp16 rounding of the unscaled backward
+    assert scales[0] > scales[-1]  # the scaler backed off at least once ...
+    assert len(set(scales)) > 2    # ... and the records followed every scale it used
+    assert math.isfinite(sum(monitor.history[-1].param_norms.values()))
+
+
+def test_unscale_before_end_is_not_divided_twice():
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    monitor = Monitor(model, every=1, scaler=scaler)
+    x, y = batch(8)
+    with monitor.record(0) as rec:
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = nn.functional.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # as Lightning and HF Trainer do before their optimizer-step hooks
+    for name, p in model.named_parameters():
+        assert rec.param_norms[name] == pytest.approx(float(p.grad.double().norm()), rel=1e-9)
+    assert rec.result.layers[0].grad_norm == pytest.approx(float(model.stem.weight.grad.double().norm()))
