@@ -13,11 +13,14 @@ from resdiag.errors import ResdiagError
 from resdiag.metrics.registry import PROBES
 
 
+NO_NORM = "own"  # the norm axis of a family whose config has no norm field: it keeps its own
+
+
 @dataclass(frozen=True)
 class Cell:
     family: str  # a family from `resdiag models`: resnet, plain, preact_resnet, mlp, plain_mlp ...
     depth: int
-    norm: str  # "batch" | "none"
+    norm: str  # "batch" | "none"; NO_NORM for a family without a norm option (transformers: LayerNorm)
     shortcut: str  # --shortcut syntax
     seed: int
 
@@ -35,7 +38,8 @@ class Cell:
     def config(self):
         from resdiag.zoo import parse_shortcut, resolve
 
-        return resolve(self.family, self.depth, norm=self.norm, shortcut=parse_shortcut(self.shortcut))
+        norm = None if self.norm == NO_NORM else self.norm
+        return resolve(self.family, self.depth, norm=norm, shortcut=parse_shortcut(self.shortcut))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,10 +80,8 @@ class Grid:
         for seed in self.seeds:
             check_seed(seed, "--seeds:")
         valid, skipped = [], []
-        for fam, depth, norm, sc, seed in itertools.product(
-            self.families, self.depths, self.norms, self.shortcuts, self.seeds
-        ):
-            cell = Cell(fam, depth, norm, sc, seed)
+        combos = itertools.product(self.families, self.depths, self.norms, self.shortcuts, self.seeds)
+        for cell in dict.fromkeys(Cell(f, d, _norm_axis(f, n), sc, s) for f, d, n, sc, s in combos):
             try:
                 cell.config()
             except ResdiagError as exc:
@@ -93,6 +95,20 @@ class Grid:
             reasons = "; ".join(sorted({r for _, r in skipped}))[:200]
             raise ResdiagError(f"the grid has no valid cell: {reasons}")
         return valid, skipped
+
+
+def _norm_axis(family: str, norm: str) -> str:
+    """``norm``, or NO_NORM for a family whose config has no norm field (its cells do not vary
+    with --norms; an unknown family is left for ``Cell.config`` to refuse)."""
+    import dataclasses
+
+    from resdiag.zoo import resolve
+
+    try:
+        fields = {f.name for f in dataclasses.fields(resolve(family))}
+    except ResdiagError:
+        return norm
+    return norm if "norm" in fields else NO_NORM
 
 
 def parse_list(text: str, kind: type = str, what: str = "value") -> tuple:

@@ -78,3 +78,14 @@ def test_cli_sweep_bad_input_writes_nothing(tmp_path, capsys):
         main(["sweep", "--out", str(out), "--depths", "57", "--families", "resnet"])
     assert exc.value.code == 2 and not out.exists()
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_family_without_a_norm_option_gets_one_cell_per_depth():
+    """Transformers keep their own LayerNorm: --norms does not apply, so the grid neither skips
+    every transformer cell (as it did) nor repeats one cell per norm."""
+    valid, skipped = Grid(families=("transformer", "resnet"), depths=(2, 8), norms=("batch", "none")).cells()
+    ids = [c.id for c in valid]
+    assert ids == ["transformer-d2-own-identity-s0", "transformer-d8-own-identity-s0",
+                   "resnet-d8-batch-identity-s0", "resnet-d8-none-identity-s0"]
+    assert all(c.family == "resnet" for c, _ in skipped)  # resnet depth 2 is invalid
+    assert valid[0].config().name == "transformer2"
