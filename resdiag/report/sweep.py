@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rich.table import Table
-
 from resdiag.metrics.registry import METRICS
+from resdiag.report.fit import Column, FitTable
 from resdiag.report.plot import _figure, save
 from resdiag.report.table import fmt
 
@@ -16,15 +15,12 @@ SHOWN = ("boundary_ratio", "growth_per_block", "feature_erank_retention", "rank1
 COLUMNS = tuple((name, METRICS[name].label) for name in SHOWN)
 
 
-def sweep_table(rows: list[dict]) -> Table:
-    t = Table(title="sweep: median over seeds [min, max]", title_justify="left")
-    t.add_column("variant")
-    t.add_column("depth", justify="right")
-    t.add_column("seeds", justify="right")
+def sweep_table(rows: list[dict]) -> FitTable:
+    """One row per variant and depth; readable at any width (resdiag.report.fit)."""
     present = [(k, label) for k, label in COLUMNS if any(k in r for r in rows)]
-    for _, label in present:
-        t.add_column(label, justify="right")
-    t.add_column("verdicts")
+    t = FitTable("sweep: median over seeds [min, max]",
+                 [Column("variant", "left"), Column("depth"), Column("seeds", drop=1),
+                  *(Column(label) for _, label in present), Column("verdicts", "left")])
     for r in rows:
         cells = [f"{fmt(r[k])} [{fmt(r[k + '_min'])}, {fmt(r[k + '_max'])}]" if k in r else ""
                  for k, _ in present]

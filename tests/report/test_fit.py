@@ -47,3 +47,18 @@ def test_no_name_or_number_is_cut(results, width):
 def test_full_table_when_it_fits(results):
     text = render(grad_flow_tables(results[0][0]), 200)
     assert "log scale" in text and "± std" in text and "shape" in text
+
+
+@pytest.mark.parametrize("width", [200, 80, 40])
+def test_sweep_table_is_not_cut(width):
+    from resdiag.report.sweep import COLUMNS, sweep_table
+
+    row = {"variant": "postln_plain_transformer (own)", "depth": 48, "seeds": 3,
+           "verdicts": ["grad-flow:healthy", "rank:collapse"]}
+    for i, (key, _) in enumerate(COLUMNS):
+        row |= {key: 1.2345e-7 * (i + 1), f"{key}_min": 1e-8, f"{key}_max": 3.25e-6}
+    text = render([sweep_table([row])], width)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    flat = text.replace("\n", "")
+    for part in ["postln_plain_transformer (own)", "48", fmt(1.2345e-7), fmt(3.25e-6), "rank:collapse"]:
+        assert part in flat
