@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from resdiag.metrics.norms import l2_norm, l2_norms
+from resdiag.model_output import split_output
 from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
 from resdiag.probes.layers import Layer, find_blocks, find_layers
 
@@ -102,7 +103,7 @@ class GradientProbe(BoundaryHooks):
     def _output_hook(self, module, args, output) -> None:
         """||dE/d output||: tells a loss that is flat in the output (nothing to judge) from a
         network that passes no gradient back from its output (vanishing)."""
-        out = _first_tensor(output)
+        out = split_output(output)[0]
         if out is not None and out.requires_grad:
             def hook(grad: torch.Tensor) -> None:
                 self._ograd = l2_norm(grad)
@@ -144,20 +145,6 @@ class GradientProbe(BoundaryHooks):
         self._wgrad = [None] * len(self.layers)
         self._bgrad, self._bmeta, self._calls, self._ograd = [], [], {}, None
         return step
-
-
-def _first_tensor(output) -> torch.Tensor | None:
-    """The tensor a loss is taken of: the output itself, a mapping's "logits" (HF ModelOutput) or
-    its first tensor value, or the first tensor of a tuple or list."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, dict):
-        if isinstance(output.get("logits"), torch.Tensor):
-            return output["logits"]
-        output = list(output.values())
-    if isinstance(output, (tuple, list)):
-        return next((t for t in output if isinstance(t, torch.Tensor)), None)
-    return None
 
 
 def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | None]:

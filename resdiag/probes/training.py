@@ -33,7 +33,8 @@ from torch import nn
 
 from resdiag.metrics.norms import l2_norm, l2_norms
 from resdiag.probes.boundaries import keep_boundaries
-from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms, _first_tensor
+from resdiag.model_output import split_output
+from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
 
@@ -150,7 +151,7 @@ class StepProbe(GradientProbe):
         tensor.register_hook(hook)
 
     def _output_hook(self, module, args, output) -> None:
-        out = _first_tensor(output)
+        out = split_output(output)[0]
         if out is not None and out.requires_grad and not in_backward():
             self._hook(out, _OUTPUT)
 

@@ -17,30 +17,17 @@ per sample under cross-entropy (softmax over one class is constant: every gradie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from resdiag.errors import ResdiagError
+from resdiag.model_output import split_output
 from resdiag.run.inputs import Batch
 
 LossName = Literal["cross_entropy", "mse", "model"]
 LOSSES: tuple[str, ...] = ("cross_entropy", "mse", "model")
-
-
-def split_output(out: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(logits, the model's own loss or None) of a forward's output."""
-    if isinstance(out, torch.Tensor):
-        return out, None
-    if isinstance(out, Mapping) or hasattr(out, "keys") and hasattr(out, "__getitem__"):
-        logits = out.get("logits") if hasattr(out, "get") else None
-        own = out.get("loss") if hasattr(out, "get") else None
-        return logits if isinstance(logits, torch.Tensor) else None, own
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0], None
-    return None, None
 
 
 def check_output(out: Any, loss: str, batch: Batch, num_classes: int | None) -> tuple[int, bool]:
