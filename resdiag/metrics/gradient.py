@@ -2,8 +2,8 @@
 
 g_l = ||dE/dx_l|| for l = 0 (input of the first block) .. L (output of the last block).
 The argument of He et al. 2016 ("Identity Mappings in Deep Residual Networks", eqs. 4-5 and 7-8):
-with identity shortcuts dE/dx_l = dE/dx_L (1 + d/dx_l sum F), so g_l does not vanish; with shortcuts scaled by lam,
-dE/dx_l ~ lam^(L-l) dE/dx_L, i.e. ln g_l ~ (L - l) ln lam.
+with identity shortcuts dE/dx_l = dE/dx_L (1 + d/dx_l sum F), so g_l does not vanish; with
+shortcuts scaled by lam, dE/dx_l ~ lam^(L-l) dE/dx_L, i.e. ln g_l ~ (L - l) ln lam.
 """
 
 from __future__ import annotations
