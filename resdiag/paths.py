@@ -4,8 +4,10 @@ Every command declares its outputs (option, path, allowed suffixes) and its inpu
 ``check_paths`` refuses, in one line each: a name without the right suffix, a missing folder, a
 folder given for a file, a folder resdiag cannot write in (tried with a real temporary file, so a
 read-only mount or a full quota is found before the work, not after it), two outputs on one file,
-and an output on a file the command reads. Paths are compared after resolving symbolic links and,
-for files that exist, by identity (``os.path.samefile``: hard links too).
+an output on a file the command reads, and an output folder in which the run would replace or delete
+a file the command reads (``train --out run --overwrite --checkpoint run/checkpoint.pt``). Paths are
+compared after resolving symbolic links and, for files that exist, by identity
+(``os.path.samefile``: hard links too).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from resdiag.errors import ResdiagError
 
 Output = tuple[str, "Path | None", tuple[str, ...]]  # (option, path, suffixes; () = any)
 Input = tuple[str, "Path | None"]
+Folder = tuple[str, "Path | None", tuple[str, ...]]  # (option, folder, the names the run writes in it)
 
 
 def check_output(option: str, path: Path, suffixes: tuple[str, ...] = ()) -> None:
@@ -75,8 +78,11 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_paths(outputs: Sequence[Output], inputs: Sequence[Input] = ()) -> None:
-    """Refuse outputs that could not be written, two outputs on one file, and an output on an input."""
+def check_paths(outputs: Sequence[Output], inputs: Sequence[Input] = (),
+                folders: Sequence[Folder] = ()) -> None:
+    """Refuse outputs that could not be written, two outputs on one file, an output on an input, and
+    an output folder whose run would replace or delete an input (a name of ``folders``' list, or a
+    file below such a name)."""
     outs = [(opt, Path(p), suf) for opt, p, suf in outputs if p is not None]
     ins = [(opt, Path(p)) for opt, p in inputs if p is not None]
     for opt, path, suf in outs:
@@ -88,3 +94,18 @@ def check_paths(outputs: Sequence[Output], inputs: Sequence[Input] = ()) -> None
         for inp, p2 in ins:
             if same_file(path, p2):
                 raise ResdiagError(f"{opt} {path} is the file {inp} reads: write the output elsewhere")
+    for opt, folder, names in folders:
+        if folder is None:
+            continue
+        for inp, p2 in ins:
+            hit = next((n for n in names if same_file(p2, Path(folder) / n) or below(p2, Path(folder) / n)),
+                       None)
+            if hit is not None:
+                raise ResdiagError(f"{inp} {p2} is {Path(folder) / hit}, which the run in {opt} {folder} "
+                                   "replaces or deletes: move it out of that folder, or choose another")
+
+
+def below(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` (symbolic links resolved)."""
+    inner, outer = os.path.realpath(path), os.path.realpath(folder)
+    return inner.startswith(outer.rstrip(os.sep) + os.sep)

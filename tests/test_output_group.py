@@ -1,0 +1,139 @@
+"""Issue 13: a command's output files are written as a group, all or nothing (resdiag.writes).
+
+This machine runs the suite as root, for whom a read-only folder is writable; so the failures are
+simulated by patching the write primitives (``tempfile.mkstemp`` for staging, ``os.replace`` for
+the rename, ``os.write`` for an append) to fail for one path, each output in turn.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from resdiag.errors import ResdiagError
+from resdiag.writes import Write, signals_deferred, write_all
+from tests.helpers import invoke
+
+CONFIG = 'seed = 0\n[[models]]\nname = "a"\narch = "resnet8"\nwidth = 0.25\ninput_shape = [3, 8, 8]\n' \
+         'batch_size = 4\nbatches = 1\nrank_batch_size = 8\n'
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def fail_for(monkeypatch, target: Path, phase: str) -> None:
+    """Make the write of ``target`` fail in ``phase``: "stage" (no space for its temporary file),
+    "rename" (the rename over it fails) or "append" (the disk fills half-way through the text)."""
+    name = target.name
+    if phase == "stage":
+        real = tempfile.mkstemp
+
+        def mkstemp(*a, **k):
+            if str(k.get("prefix", "")).startswith(f".{name}."):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real(*a, **k)
+
+        monkeypatch.setattr("resdiag.writes.tempfile.mkstemp", mkstemp)
+    elif phase == "rename":
+        real_replace = os.replace
+
+        def replace(src, dst, *a, **k):
+            if Path(dst) == target and not str(src).endswith(".old"):
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return real_replace(src, dst, *a, **k)
+
+        monkeypatch.setattr("resdiag.writes.os.replace", replace)
+    else:
+        real_write = os.write
+
+        def write(fd, data):
+            if os.path.realpath(f"/proc/self/fd/{fd}") == str(target):
+                real_write(fd, bytes(data[: len(data) // 2]))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data)
+
+        monkeypatch.setattr("resdiag.writes.os.write", write)
+
+
+# Each output of `check --update-baseline --junitxml --format github`, and how its write can fail.
+CHECK_FAULTS = [("j.xml", "stage"), ("j.xml", "rename"), ("b.json", "stage"), ("b.json", "rename"),
+                ("summary.md", "append")]
+
+
+@pytest.mark.parametrize("name, phase", CHECK_FAULTS, ids=[f"{n}-{p}" for n, p in CHECK_FAULTS])
+def test_check_writes_all_its_outputs_or_none(tmp_path, monkeypatch, name, phase):
+    cfg, base, summary = tmp_path / "c.toml", tmp_path / "b.json", tmp_path / "summary.md"
+    cfg.write_text(CONFIG)
+    base.write_text("old baseline\n")
+    summary.write_text("what earlier steps wrote\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    before = listing(tmp_path)
+    fail_for(monkeypatch, tmp_path / name, phase)
+    code, err = invoke(["check", "--config", str(cfg), "--baseline", str(base), "--update-baseline",
+                        "--format", "github", "--junitxml", str(tmp_path / "j.xml")])
+    assert code == 2 and err.count("\n") == 1 and f"cannot write {tmp_path / name}" in err, err
+    assert listing(tmp_path) == before  # old baseline, no JUnit file, summary as it was, no litter
+
+
+def test_check_writes_the_group_when_nothing_fails(tmp_path, monkeypatch):
+    cfg, base, summary = tmp_path / "c.toml", tmp_path / "b.json", tmp_path / "summary.md"
+    cfg.write_text(CONFIG)
+    summary.write_text("earlier\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, err = invoke(["check", "--config", str(cfg), "--baseline", str(base), "--update-baseline",
+                        "--format", "github", "--junitxml", str(tmp_path / "j.xml")])
+    assert code == 0, err
+    assert sorted(listing(tmp_path)) == ["b.json", "c.toml", "j.xml", "summary.md"]
+    assert summary.read_text().startswith("earlier\n### resdiag check")
+
+
+@pytest.mark.parametrize("failing", range(4))
+@pytest.mark.parametrize("phase", ["stage", "rename"])
+def test_write_all_undoes_every_earlier_write(tmp_path, monkeypatch, failing, phase):
+    names = ["a.json", "log.md", "b.json", "new.json"]
+    for n in names[:3]:
+        (tmp_path / n).write_text(f"old {n}\n")
+    before = listing(tmp_path)
+    writes = [Write(path=tmp_path / n, data=f"new {n}\n", append=n.endswith(".md")) for n in names]
+    target = tmp_path / names[failing]
+    fail_for(monkeypatch, target, "append" if target.suffix == ".md" else phase)
+    with pytest.raises(ResdiagError, match=f"cannot write {target}"):
+        write_all(writes)
+    assert listing(tmp_path) == before
+
+
+def test_write_all_writes_through_a_symlink(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("old\n")
+    (tmp_path / "link.json").symlink_to(real)
+    write_all([Write(path=tmp_path / "link.json", data="new\n")])
+    assert (tmp_path / "link.json").is_symlink() and real.read_text() == "new\n"
+
+
+def test_a_signal_during_the_commit_undoes_it_then_stops(tmp_path, monkeypatch):
+    (tmp_path / "a.json").write_text("old\n")
+    real_replace = os.replace
+
+    def replace(src, dst, *a, **k):
+        if Path(dst).name == "a.json" and not str(src).endswith(".old"):
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the commit
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr("resdiag.writes.os.replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        write_all([Write(path=tmp_path / "a.json", data="new\n"), Write(path=tmp_path / "b.json", data="b")])
+    assert listing(tmp_path) == {"a.json": b"old\n"}
+
+
+def test_signals_are_held_then_delivered():
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred() as pending:
+            signal.raise_signal(signal.SIGINT)
+            assert pending == [signal.SIGINT]  # not raised inside the block
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
