@@ -35,8 +35,6 @@ def claims(
     with user_errors():
         from dataclasses import replace
 
-        from rich.table import Table
-
         from resdiag.claims.budget import BUDGETS
         from resdiag.claims.report import run_claims, write_report
         from resdiag.data import default_data, parse_data
@@ -65,12 +63,9 @@ def claims(
             "resdiag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "resdiag claims"
         )
         files = write_report(rows, b, out, seconds, command, data)
-        t = Table(title=f"claims ({b.name} budget, data {data}, {seconds:.0f} s)", title_justify="left")
-        for col in ("id", "claim", "measured", "verdict"):
-            t.add_column(col)
-        style = {"supported": "green", "mixed": "yellow", "not supported": "red", "inconclusive": "blue"}
-        for r in rows:
-            t.add_row(r.id, r.claim, r.measured, f"[{style[r.verdict]}]{r.verdict}[/]")
+        from resdiag.report.listings import claims_table
+
+        t = claims_table(rows, f"claims ({b.name} budget, data {data}, {seconds:.0f} s)")
         con.print(t)
         for f in files:
             con.print(f"wrote {f}")
