@@ -10,6 +10,10 @@ is left to fail but the disk) and writes them in two phases:
    noted and the text appended. If any of these fails, the ones already done are undone in reverse
    order: the old files put back, new files removed, appended files truncated to their old size.
 
+``one_group()`` collects the files that ``write`` is asked for inside a block (a JSON result, a
+figure drawn by matplotlib) and hands them to ``write_all`` when the block ends; a block that
+raises writes none of them. Outside a group, ``write`` writes one file the same way.
+
 SIGINT and SIGTERM are held while the commit or its undo runs (``signals_deferred``): a Ctrl-C
 there undoes the commit, then stops the command, so it cannot leave half a group. A path that is
 a symbolic link is written through to its target, like ``resdiag.results.atomic_write``.
@@ -57,6 +61,29 @@ def signals_deferred() -> Iterator[list[int]]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         for sig in pending:
             signal.raise_signal(sig)  # now handled as usual: KeyboardInterrupt, resdiag's SIGTERM
+
+
+_GROUPS: list[list[Write]] = []
+
+
+@contextlib.contextmanager
+def one_group() -> Iterator[list[Write]]:
+    """Collect every ``write`` made inside the block; write them all (or none) when it ends."""
+    group: list[Write] = []
+    _GROUPS.append(group)
+    try:
+        yield group
+    finally:
+        _GROUPS.remove(group)
+    write_all(group)
+
+
+def write(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, or, inside ``one_group()``, as part of the group."""
+    if _GROUPS:
+        _GROUPS[-1].append(Write(path=Path(path), data=data))
+    else:
+        write_all([Write(path=Path(path), data=data)])
 
 
 def write_all(writes: Sequence[Write]) -> None:

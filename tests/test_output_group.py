@@ -137,3 +137,19 @@ def test_signals_are_held_then_delivered():
             signal.raise_signal(signal.SIGINT)
             assert pending == [signal.SIGINT]  # not raised inside the block
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+TINY = ["--arch", "resnet8", "--width", "0.25", "--input-shape", "3,8,8", "--batch-size", "4",
+        "--batches", "1", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("command", ["grad-flow", "rank"])
+@pytest.mark.parametrize("name, phase", [("o.json", "rename"), ("p.svg", "stage"), ("p.svg", "rename")])
+def test_json_and_plot_are_written_as_a_group(tmp_path, monkeypatch, command, name, phase):
+    (tmp_path / "o.json").write_text("the previous result\n")  # rewritten last time, kept this time
+    before = listing(tmp_path)
+    fail_for(monkeypatch, tmp_path / name, phase)
+    args = TINY if command == "grad-flow" else TINY[:-4] + TINY[-2:]  # rank has no --batches
+    code, err = invoke([command, *args, "--json", str(tmp_path / "o.json"), "--plot", str(tmp_path / "p.svg")])
+    assert code == 2 and f"cannot write {tmp_path / name}" in err, err
+    assert listing(tmp_path) == before
