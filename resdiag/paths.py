@@ -19,17 +19,56 @@ from pathlib import Path
 
 from resdiag.errors import ResdiagError
 
-Output = tuple[str, "Path | None", tuple[str, ...]]  # (option, path, suffixes; () = any)
+Output = tuple  # (option, path, suffixes; () = any) or (option, path, suffixes, appended)
 Input = tuple[str, "Path | None"]
 Folder = tuple[str, "Path | None", tuple[str, ...]]  # (option, folder, the names the run writes in it)
 
 
-def check_output(option: str, path: Path, suffixes: tuple[str, ...] = ()) -> None:
-    """One output file: its name, its folder, and that the folder takes a new file."""
+def check_output(option: str, path: Path, suffixes: tuple[str, ...] = (), append: bool = False) -> None:
+    """One output file: its name, what is there now, its folder, and that the folder takes a new file.
+    A symbolic link is checked where it leads (resdiag writes through it)."""
     check_suffix(option, path, suffixes)
-    if path.is_dir():
+    target = _through_link(option, path)
+    if target.is_dir():
         raise ResdiagError(f"{option} {path} is a folder; give a file name")
-    check_folder(option, path.parent if str(path.parent) else Path("."), path)
+    if target.exists() and not target.is_file() and not (append and target.is_char_device()):
+        raise ResdiagError(f"{option} {path} is not a regular file (a pipe, socket or device): give the "
+                           "name of a file")
+    folder = target.parent if str(target.parent) else Path(".")
+    check_folder(option, folder, path)
+    _check_name_length(option, path, target, folder, append)
+
+
+def _through_link(option: str, path: Path) -> Path:
+    """Where writing ``path`` lands: itself, or the end of its chain of symbolic links."""
+    if not path.is_symlink():
+        return path
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass  # a link to a file not yet there: written through, into the folder it names
+    except OSError as exc:
+        raise ResdiagError(f"{option} {path} is a symbolic link that cannot be followed "
+                           f"({exc.strerror})") from None
+    return Path(os.path.realpath(path))
+
+
+# A replaced file is first written as .NAME.XXXXXXXX.tmp beside it and the old one kept as
+# .NAME.XXXXXXXX.tmp.old until the group is final (resdiag.writes): 18 bytes more than NAME.
+TEMPORARY_EXTRA = len("..XXXXXXXX.tmp.old")
+
+
+def _check_name_length(option: str, path: Path, target: Path, folder: Path, append: bool) -> None:
+    """That the longest name resdiag will create for this output fits the file system, so the write
+    does not fail after the work is done."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    extra = 0 if append else TEMPORARY_EXTRA
+    if len(os.fsencode(target.name)) + extra > limit:
+        raise ResdiagError(f"{option} {path}: the file name is too long for {folder}: use at most "
+                           f"{limit - extra} bytes")
 
 
 def check_suffix(option: str, path: Path, suffixes: tuple[str, ...]) -> None:
@@ -83,10 +122,11 @@ def check_paths(outputs: Sequence[Output], inputs: Sequence[Input] = (),
     """Refuse outputs that could not be written, two outputs on one file, an output on an input, and
     an output folder whose run would replace or delete an input (a name of ``folders``' list, or a
     file below such a name)."""
-    outs = [(opt, Path(p), suf) for opt, p, suf in outputs if p is not None]
+    outs = [(out[0], Path(out[1]), out[2]) for out in outputs if out[1] is not None]
     ins = [(opt, Path(p)) for opt, p in inputs if p is not None]
-    for opt, path, suf in outs:
-        check_output(opt, path, suf)
+    for out in outputs:
+        if out[1] is not None:
+            check_output(out[0], Path(out[1]), out[2], append=bool(out[3:] and out[3]))
     for i, (opt, path, _) in enumerate(outs):
         for other, p2, _ in outs[:i]:
             if same_file(path, p2):

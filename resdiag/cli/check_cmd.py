@@ -69,7 +69,7 @@ def _check_paths(cfg, baseline: Path | None, update: bool, junitxml: Path | None
     a file it reads (the config, the baseline it compares with, a model's checkpoint)."""
     from resdiag.paths import check_paths, check_suffix
 
-    outputs = [("--junitxml", junitxml, (".xml",)), ("GITHUB_STEP_SUMMARY", summary, ())]
+    outputs = [("--junitxml", junitxml, (".xml",)), ("GITHUB_STEP_SUMMARY", summary, (), True)]
     inputs = [("--config", cfg.file)]
     if update:
         outputs.append(("--baseline", baseline, (".json",)))

@@ -17,7 +17,10 @@ EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
 
 
 def fail(message: str) -> None:
-    sys.stderr.write(f"resdiag: error: {message}\n")
+    """The one line of an error: control characters a path or a value brought in (a newline in a
+    file name) are shown escaped, so the message stays one line."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    sys.stderr.write(f"resdiag: error: {shown}\n")
 
 
 @contextlib.contextmanager
