@@ -97,6 +97,10 @@ def check_folder(option: str, folder: Path, path: Path | None = None) -> None:
 
 def check_out_folder(option: str, out: Path) -> None:
     """An output folder (created if missing): not a file, and its nearest existing folder writable."""
+    if out.is_symlink() and not out.exists():
+        target = _through_link(option, out)  # a loop is refused here
+        raise ResdiagError(f"{option} {out} is a symbolic link to {target}, which does not exist: create "
+                           "that folder first, or give another")
     if out.exists() and not out.is_dir():
         raise ResdiagError(f"{option} {out} is a file; give a folder (it is created if missing)")
     for parent in (out, *out.absolute().parents):

@@ -153,3 +153,13 @@ def test_json_and_plot_are_written_as_a_group(tmp_path, monkeypatch, command, na
     code, err = invoke([command, *args, "--json", str(tmp_path / "o.json"), "--plot", str(tmp_path / "p.svg")])
     assert code == 2 and f"cannot write {tmp_path / name}" in err, err
     assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["n" * 240 + ".json", "fifo.json"])
+def test_an_output_that_would_fail_late_is_refused_before_the_model_runs(tmp_path, monkeypatch, name):
+    import resdiag.run.gradflow as gradflow_mod
+
+    os.mkfifo(tmp_path / "fifo.json")
+    monkeypatch.setattr(gradflow_mod, "build_for", lambda *a, **k: pytest.fail("the model ran"))
+    code, err = invoke(["grad-flow", *TINY, "--json", str(tmp_path / name)])
+    assert code == 2 and ("too long" in err or "not a regular file" in err), err
