@@ -259,6 +259,9 @@ CASES = [
     ("nan shortcut scale", ["grad-flow", *TINY, "--shortcut", "scale:nan"], "finite"),
     ("nan rank tolerance", ["rank", *TINY, "--rtol", "nan"], "--rtol"),
     ("models with an argument", ["models", "resnet"], "unexpected extra argument"),
+    ("claims out is a symlink loop", ["claims", "--quick", "--out", "{tmp}/loop.json"], "cannot be followed"),
+    ("sweep out is a symlink loop", ["sweep", "--out", "{tmp}/loop.json", "--families", "mlp", "--depths", "2"],
+     "cannot be followed"),
 ]
 
 SENTINEL = "previous contents\n"

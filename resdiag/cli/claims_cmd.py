@@ -47,8 +47,9 @@ def claims(
         data = data or default_data()
         if name not in BUDGETS:
             raise ResdiagError(f"unknown --budget {budget!r}: use quick, default or full")
-        if out.exists() and not out.is_dir():
-            raise ResdiagError(f"--out {out} is a file; give a folder")
+        from resdiag.paths import check_out_folder
+
+        check_out_folder("--out", out)  # a folder (or none yet), writable, a link that leads somewhere
         parse_data(data)
         b = BUDGETS[name]
         if device is not None:
