@@ -48,6 +48,7 @@ def files(tmp: Path) -> dict[str, object]:
     ok = 'seed = 0\n[[models]]\nname = "a"\narch = "resnet8"\nwidth = 0.25\ninput_shape = [3, 8, 8]\n'
     (tmp / "ok.toml").write_text(ok)
     (tmp / "bigseed.toml").write_text(ok.replace("seed = 0", "seed = 99999999999999999999"))
+    (tmp / "bigthreads.toml").write_text(ok.replace("seed = 0", "seed = 0\nthreads = 99999999999999999999"))
     (tmp / "huge.json").write_text('{"schema": "resdiag.baseline", "schema_version": 1, "resdiag_version": '
                                    '"0", "torch_version": "0", "device": "cpu", "seed": 0, "threads": 1, '
                                    '"models": {"a": {"fingerprint": {}, "metrics": {"loss": 1'
@@ -248,6 +249,7 @@ CASES = [
     ("train out is a link to a missing folder", ["train", *TINY, "--out", "{tmp}/nowhere.json"],
      "which does not exist"),
     ("empty config", ["check", "--config", "{tmp}/empty.toml"], "no models"),
+    ("config threads beyond a C int", ["check", "--config", "{tmp}/bigthreads.toml"], "threads"),
     ("empty baseline", ["check", "--config", "{tmp}/ok.toml", "--baseline", "{tmp}/empty.json"],
      "cannot read baseline"),
     ("baseline is a pipe", ["check", "--config", "{tmp}/ok.toml", "--baseline", "{tmp}/fifo.json",

@@ -79,7 +79,11 @@ def _torch_settings(threads: int | None, deterministic: bool) -> Iterator[int]:
               torch.backends.cudnn.benchmark, os.environ.get(_CUBLAS))
     try:
         if threads is not None:
-            torch.set_num_threads(threads)
+            try:
+                torch.set_num_threads(threads)
+            except (ValueError, RuntimeError, OverflowError):  # beyond a C int: torch cannot
+                raise ResdiagError(f"threads = {threads}: torch cannot run that many threads; give the "
+                                   f"number of CPU cores or fewer ({os.cpu_count()} here)") from None
         if deterministic:
             os.environ.setdefault(_CUBLAS, ":4096:8")
             torch.use_deterministic_algorithms(True)
