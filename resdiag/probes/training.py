@@ -32,17 +32,12 @@ import torch
 from torch import nn
 
 from resdiag.metrics.norms import l2_norm, l2_norms
-from resdiag.probes.boundaries import keep_boundaries
+from resdiag.probes.boundaries import in_backward, keep_boundaries
 from resdiag.model_output import split_output
 from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms
 from resdiag.probes.layers import unwrap
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
-
-
-def in_backward() -> bool:
-    """Whether the autograd engine is running a backward on this thread (a recomputation)."""
-    return torch._C._current_graph_task_id() != -1
 
 
 def grad_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
