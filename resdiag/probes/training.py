@@ -193,14 +193,14 @@ class StepProbe(GradientProbe):
 def _to_host(gnorms, wnorms, activation, scale, weights_scaled) -> list[float]:
     """One host sync for every norm of the step; gradient norms divided by the loss scale (the
     weight gradients only while ``.grad`` still holds scaled values); NaN where absent."""
-    groups = [(gnorms, weights_scaled), (wnorms, False), (activation, True)]
-    present = [(v, unscale) for values, unscale in groups for v in values if v is not None]
-    if not present:
-        return [math.nan] * sum(len(values) for values, _ in groups)
-    stacked = torch.stack([v for v, _ in present])
+    parts = [[v for v in values if v is not None] for values in (gnorms, wnorms, activation)]
+    if not any(parts):
+        return [math.nan] * (len(gnorms) + len(wnorms) + len(activation))
+    stacked = [torch.stack(part) if part else None for part in parts]
     if scale is not None:
-        divisor = torch.as_tensor(scale, dtype=torch.float64, device=stacked.device)
-        mask = torch.tensor([u for _, u in present], device=stacked.device)
-        stacked = torch.where(mask, stacked / divisor, stacked)
-    host = iter(stacked.cpu().tolist())
-    return [math.nan if v is None else next(host) for values, _ in groups for v in values]
+        first = next(t for t in stacked if t is not None)
+        divisor = torch.as_tensor(scale, dtype=torch.float64, device=first.device)
+        unscale = (weights_scaled, False, True)
+        stacked = [t / divisor if t is not None and u else t for t, u in zip(stacked, unscale, strict=True)]
+    host = iter(torch.cat([t for t in stacked if t is not None]).cpu().tolist())
+    return [math.nan if v is None else next(host) for values in (gnorms, wnorms, activation) for v in values]
