@@ -162,7 +162,8 @@ class StepProbe(GradientProbe):
         missing = [layer.weight for layer in self.layers if id(layer.weight) not in where]
         params = [p for _, p in named] + missing
         where |= {id(p): len(named) + i for i, p in enumerate(missing)}
-        grads, weights = [p.grad for p in params], [layer.weight for layer in self.layers]
+        unique = {id(layer.weight): layer.weight for layer in self.layers}  # tied weights once
+        grads, weights = [p.grad for p in params], list(unique.values())
         if flat_sharded(self.model):
             norms, seen = flat_sharded_norms(grads + weights)
             gnorms, wnorms, seen = norms[:len(grads)], norms[len(grads):], seen[:len(grads)]
@@ -178,7 +179,8 @@ class StepProbe(GradientProbe):
         host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
         g_host, w_host, a_host = host[:len(grads)], host[len(grads):len(grads) + len(weights)], \
             host[len(grads) + len(weights):]
-        self.weight_norms = tuple(w_host)
+        by_id = dict(zip(unique, w_host, strict=True))
+        self.weight_norms = tuple(by_id[id(layer.weight)] for layer in self.layers)
         self.param_grad_norms = {n: v for (n, _), v, ok in zip(named, g_host[:len(named)], seen[:len(named)], strict=True) if ok}
         rows = [where[id(layer.weight)] for layer in self.layers]
         step = GradStep(weight_grad=tuple(g_host[i] for i in rows),
