@@ -128,8 +128,10 @@ def test_sigterm_between_steps_exits_143_with_a_resumable_folder(tmp_path, monke
 
 @pytest.mark.parametrize("flag", ["--checkpoint", "--resume"])
 def test_an_input_inside_the_folder_the_run_replaces_is_refused(tmp_path, flag):
-    out = tmp_path / "run"
-    assert invoke(["train", *TWO, "--out", str(out)])[0] == 0
+    out = tmp_path / "run"  # a finished run's files (refused before any is read, so stand-ins do)
+    out.mkdir()
+    for name in ("checkpoint.pt", "train.jsonl", "gradflow.png"):
+        (out / name).write_bytes(name.encode())
     keep = tmp_path / "keep.pt"
     keep.hardlink_to(out / "checkpoint.pt")  # the same file under another name
     before = listing(tmp_path)
