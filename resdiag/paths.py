@@ -31,12 +31,22 @@ def check_output(option: str, path: Path, suffixes: tuple[str, ...] = (), append
     target = _through_link(option, path)
     if target.is_dir():
         raise ResdiagError(f"{option} {path} is a folder; give a file name")
-    if target.exists() and not target.is_file() and not (append and target.is_char_device()):
+    if path.exists() and not path.is_file() and not (append and path.is_char_device()):
         raise ResdiagError(f"{option} {path} is not a regular file (a pipe, socket or device): give the "
                            "name of a file")
+    if append and path.exists():  # appended in place (no temporary file): it must open for writing
+        _check_opens(option, path)
+        return
     folder = target.parent if str(target.parent) else Path(".")
     check_folder(option, folder, path)
     _check_name_length(option, path, target, folder, append)
+
+
+def _check_opens(option: str, path: Path) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK))
+    except OSError as exc:
+        raise ResdiagError(f"{option} {path}: cannot write to it ({exc.strerror})") from None
 
 
 def _through_link(option: str, path: Path) -> Path:

@@ -25,6 +25,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -89,7 +90,9 @@ def write(path: Path, data: str | bytes) -> None:
 def write_all(writes: Sequence[Write]) -> None:
     """Write every file of ``writes`` or none of them (module docstring); a ResdiagError names the
     path that failed."""
-    writes = [Write(path=_through(w.path), data=w.data, append=w.append) for w in writes]
+    # a replaced link is written through to its target; an appended file is opened where it is (the
+    # kernel follows the link, /dev/stderr included)
+    writes = [w if w.append else Write(path=_through(w.path), data=w.data) for w in writes]
     staged: dict[int, str] = {}
     try:
         for i, w in enumerate(writes):
@@ -171,14 +174,13 @@ class _Undo:
 def _replace(path: Path, tmp: str) -> _Undo:
     """Rename ``tmp`` over ``path``; the old ``path`` is kept under a hard link (a copy where the
     file system has none) until the group is final."""
-    old = None
-    if path.exists():
-        old = f"{tmp}.old"
-        try:
-            os.link(path, old)
-        except OSError:
-            shutil.copy2(path, old)
+    old = f"{tmp}.old" if path.exists() else None
     try:
+        if old is not None:
+            try:
+                os.link(path, old)
+            except OSError:
+                shutil.copy2(path, old)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -200,7 +202,8 @@ def _append(w: Write) -> _Undo:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # a terminal or /dev/stderr has nothing to sync
+            os.fsync(fd)
     except BaseException:
         undo()
         raise

@@ -163,3 +163,14 @@ def test_an_output_that_would_fail_late_is_refused_before_the_model_runs(tmp_pat
     monkeypatch.setattr(gradflow_mod, "build_for", lambda *a, **k: pytest.fail("the model ran"))
     code, err = invoke(["grad-flow", *TINY, "--json", str(tmp_path / name)])
     assert code == 2 and ("too long" in err or "not a regular file" in err), err
+
+
+def test_the_step_summary_may_be_a_character_device(tmp_path, monkeypatch):
+    """GITHUB_STEP_SUMMARY=/dev/null (or a terminal's /dev/stderr) is appended to where it is; a
+    device is not synced, renamed or truncated."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", os.devnull)
+    code, err = invoke(["check", "--config", str(cfg), "--format", "github"])
+    assert code == 0 and err == "", err
+    assert Path(os.devnull).is_char_device()
