@@ -13,7 +13,7 @@ nothing left by a run that never reached its first checkpoint (docs/security.md,
   the folder too if this run created it. From the first checkpoint on, the folder is resumable
   state: ``checkpoint.pt`` and the lines of ``train.jsonl`` up to it (``--resume`` drops the rest).
 - **Every file is whole.** The checkpoint and the figures are written to a temporary file and
-  renamed (``resdiag.results.atomic_write``); each line of ``train.jsonl`` is appended with Ctrl-C
+  renamed (``resdiag.results.atomic_write``, ``resdiag.writes.write``); each line of ``train.jsonl`` is appended with Ctrl-C
   and SIGTERM held (``resdiag.writes.signals_deferred``), so a stop never tears a line. Temporary
   files left by a run killed outright (SIGKILL) are removed by the next run in the folder.
 """
