@@ -116,7 +116,7 @@ def test_write_all_writes_through_a_symlink(tmp_path):
     assert (tmp_path / "link.json").is_symlink() and real.read_text() == "new\n"
 
 
-def test_a_signal_during_the_commit_undoes_it_then_stops(tmp_path, monkeypatch):
+def test_a_signal_during_the_commit_undoes_it_then_stops(tmp_path, monkeypatch, default_sigint):
     (tmp_path / "a.json").write_text("old\n")
     real_replace = os.replace
 
@@ -131,7 +131,7 @@ def test_a_signal_during_the_commit_undoes_it_then_stops(tmp_path, monkeypatch):
     assert listing(tmp_path) == {"a.json": b"old\n"}
 
 
-def test_signals_are_held_then_delivered():
+def test_signals_are_held_then_delivered(default_sigint):
     with pytest.raises(KeyboardInterrupt):
         with signals_deferred() as pending:
             signal.raise_signal(signal.SIGINT)

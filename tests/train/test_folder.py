@@ -78,7 +78,7 @@ def test_a_run_stopped_after_its_first_checkpoint_keeps_a_resumable_folder(tmp_p
     assert steps == [0, 1, 2, 3]  # the interrupted step 2 was dropped and done again, once
 
 
-def test_ctrl_c_in_the_middle_of_a_line_leaves_the_line_whole(tmp_path):
+def test_ctrl_c_in_the_middle_of_a_line_leaves_the_line_whole(tmp_path, default_sigint):
     log = RunLog(tmp_path / "train.jsonl")
     log.open(None)
 
