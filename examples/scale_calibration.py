@@ -2,6 +2,7 @@
 rule (docs/gradflow.md, "Weight scale"). Run from the repository root:
 
     python examples/scale_calibration.py --steps 300 --seeds 0 1
+    python examples/scale_calibration.py --steps 300 --seeds 0 --opt sgd --lr 0.05 --models gpt2 transformer6 resnet20
 
 For tiny HF GPT-2, Llama and BERT configs (random init), GPT-2 at width 256, the zoo's pre-LN and
 post-LN transformers and a zoo ResNet-20, intact and with every weight matrix x10, at initialisation
@@ -15,7 +16,7 @@ digits for the ResNet), it prints:
   (Zhai et al. 2023);
 - loss - ln C: the loss at the step minus the loss of the uniform prediction;
 - loss end: the training loss after ``--steps`` steps (mean of the last 20);
-- the verdict of ``resdiag.diagnosis.scale`` (the rule this script calibrates) from the gains.
+- rule: whether ``scale.gain`` (resdiag/diagnosis/scale.py, the rule this calibrates) fires.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from resdiag.diagnosis.scale import weight_scale
 from resdiag.metrics.scale import weight_gain
 from resdiag.probes.layers import MATMUL_KINDS, find_blocks, find_layers
 
@@ -179,8 +181,9 @@ def snapshot(model, kind, x, y) -> dict[str, float]:
             "attn_H": attention_entropy(model, x), "excess": loss - math.log(classes(kind))}
 
 
-def train(model, kind, data: Data, steps: int, lr: float) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+def train(model, kind, data: Data, steps: int, lr: float, opt_name: str = "adam") -> float:
+    opt = torch.optim.Adam(model.parameters(), lr=lr) if opt_name == "adam" else \
+        torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     losses = []
     for _ in range(steps):
         x, y = data.batch(kind)
@@ -188,7 +191,7 @@ def train(model, kind, data: Data, steps: int, lr: float) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return statistics.fmean(losses[-20:]) if losses else math.nan
 
 
@@ -197,6 +200,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--opt", choices=["adam", "sgd"], default="adam", help="adam, or SGD with momentum 0.9")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -213,10 +217,10 @@ def main() -> None:
                 data = Data(seed)
                 x, y = data.batch(kind)
                 rows = [("init", snapshot(model, kind, x, y), math.nan)]
-                end = train(model, kind, data, args.steps, args.lr)
+                end = train(model, kind, data, args.steps, args.lr, args.opt)
                 rows.append(("train", snapshot(model, kind, x, y), end))
                 for when, snap, loss_end in rows:
-                    rule = ""
+                    rule = "scale.gain" if weight_scale(snap["gain_med"]) else "-"
                     print(f"{name:22} {factor:3g} {seed:4d} {when:>5} "
                           + " ".join(f"{snap[c]:9.3g}" for c in cols) + f" {loss_end:9.3g}  {rule}")
 
