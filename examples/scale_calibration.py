@@ -27,11 +27,11 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from resdiag.diagnosis.scale import weight_scale
 from resdiag.metrics.scale import weight_gain
 from resdiag.probes.layers import MATMUL_KINDS, find_blocks, find_layers
+from tests.models.support import scale_weights  # the "x10 weights" fault of the model tests
 
 VOCAB, SEQ, BATCH = 64, 16, 32
 
@@ -110,14 +110,6 @@ def loss_of(kind: str, out, y):
 
 def classes(kind: str) -> int:
     return {"lm": VOCAB, "cls3": 3, "cls10": 10, "digits": 10}[kind]
-
-
-def scale(model: nn.Module, factor: float) -> nn.Module:
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.ndim >= 2:
-                p.mul_(factor)
-    return model
 
 
 def stream_ratio(model, x) -> float:
@@ -213,7 +205,7 @@ def main() -> None:
         for seed in args.seeds:
             for factor in (1.0, 10.0):
                 torch.manual_seed(seed)
-                model = scale(make(), factor).train()
+                model = scale_weights(make(), factor).train()
                 data = Data(seed)
                 x, y = data.batch(kind)
                 rows = [("init", snapshot(model, kind, x, y), math.nan)]
