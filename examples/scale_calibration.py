@@ -2,7 +2,8 @@
 rule (docs/gradflow.md, "Weight scale"). Run from the repository root:
 
     python examples/scale_calibration.py --steps 300 --seeds 0 1
-    python examples/scale_calibration.py --steps 300 --seeds 0 --opt sgd --lr 0.05 --models gpt2 transformer6 resnet20
+    python examples/scale_calibration.py --steps 300 --seeds 0 --opt sgd --lr 0.05 \
+        --models gpt2 transformer6 resnet20
 
 For tiny HF GPT-2, Llama and BERT configs (random init), GPT-2 at width 256, the zoo's pre-LN and
 post-LN transformers and a zoo ResNet-20, intact and with every weight matrix x10, at initialisation
@@ -118,7 +119,9 @@ def stream_ratio(model, x) -> float:
     seen: list[torch.Tensor] = []
 
     def first(tensor):
-        return tensor[0] if isinstance(tensor, (tuple, list)) else getattr(tensor, "last_hidden_state", tensor)
+        if isinstance(tensor, (tuple, list)):
+            return tensor[0]
+        return getattr(tensor, "last_hidden_state", tensor)
 
     hooks = [blocks[0].register_forward_pre_hook(lambda m, a, k: seen.append(first(a or tuple(k.values()))),
                                                  with_kwargs=True)]
@@ -141,7 +144,8 @@ def attention_entropy(model, x) -> float:
         probs = list(att)
     elif hasattr(model, "layers") and hasattr(model.layers[0], "attn"):
         probs = []
-        hooks = [layer.attn.qkv.register_forward_hook(lambda m, a, o, h=layer.attn.heads: probs.append(_softmax(o, h)))
+        hooks = [layer.attn.qkv.register_forward_hook(
+                     lambda m, a, o, h=layer.attn.heads: probs.append(_softmax(o, h)))
                  for layer in model.layers]
         with torch.no_grad():
             model(x)

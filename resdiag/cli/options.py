@@ -221,7 +221,8 @@ def target_specs(opts: ModelOptions, *, seed: int, compare: bool = False) -> lis
             raise ResdiagError("--compare builds the twin at initialisation; it cannot take --checkpoint")
         cfgs = sorted([cfg, twin(cfg)] if compare else [cfg], key=lambda c: not c.plain)
         return [TargetSpec(arch=c, **common) for c in cfgs]
-    given = [f"--{k.replace('_', '-')}" for k in ("arch", *ZOO_NAMES) if getattr(opts, k) not in (None, False)]
+    zoo = ("arch", *ZOO_NAMES)
+    given = [f"--{k.replace('_', '-')}" for k in zoo if getattr(opts, k) not in (None, False)]
     if compare:
         given.append("--compare")
     if given:

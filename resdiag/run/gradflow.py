@@ -118,14 +118,19 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
         growth_per_block=_exp(slope),
         output_grad_norm=mean_std([[s.output_grad] for s in probe.steps])[0][0],
         # every matmul's weight, with or without a gradient: the scale rule reads the weights
-        weight_gain_median=median_gain(
-            [wn for layer, wn in zip(probe.layers, probe.weight_norms, strict=True) if layer.kind in MATMUL_KINDS],
-            [layer.fan_out for layer in probe.layers if layer.kind in MATMUL_KINDS]),
+        weight_gain_median=_gain_median(probe.layers, probe.weight_norms),
     )
     verdict = diagnose(summary, units, unit_names, b_mean, list(step.boundary_names), thresholds)
     run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__,
                   objective)
     return GradFlowResult(info, run, layers, boundaries, summary, verdict)
+
+
+def _gain_median(layers, weight_norms) -> float:
+    """The median weight gain of the matmuls (resdiag/metrics/scale.py), from their Frobenius norms."""
+    pairs = zip(layers, weight_norms, strict=True)
+    matmuls = [(layer, wn) for layer, wn in pairs if layer.kind in MATMUL_KINDS]
+    return median_gain([wn for _, wn in matmuls], [layer.fan_out for layer, _ in matmuls])
 
 
 def _div(a: float, b: float) -> float:

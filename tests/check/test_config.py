@@ -212,7 +212,8 @@ BAD = [
     (USER.replace("[3]", "[0]"), "models.m.input_shape[0]: must be ≥ 1, got 0"),
     (USER + "num_classes = 1\n", "models.m.num_classes: must be ≥ 2, got 1"),
     (USER + "plain = true\n", "models.m.plain: applies to built-in models ('arch') only"),
-    (USER + 'loss = "hinge"\n', "models.m.loss: must be 'cross_entropy', 'mse' or 'model', got string 'hinge'"),
+    (USER + 'loss = "hinge"\n',
+     "models.m.loss: must be 'cross_entropy', 'mse' or 'model', got string 'hinge'"),
     ("x = [1\n", "invalid TOML"),
 ]
 
@@ -279,7 +280,8 @@ def test_check_runs_an_hf_model_on_its_own_loss(config, cli, tmp_path, factory):
     passed as ``labels``): the run records E as the model's own loss, and its grad-flow numbers are
     those of ``resdiag grad-flow --loss model`` on the same factory and seed."""
     pytest.importorskip("transformers")
-    code, out, err = cli("check", "--config", config(text=HF_LM.format(factory=factory)), "--format", "json")
+    path = config(text=HF_LM.format(factory=factory))
+    code, out, err = cli("check", "--config", path, "--format", "json")
     assert code in (0, 1), err
     (model,) = json.loads(out)["models"]
     assert model["fingerprint"]["config"]["loss"] == "model"

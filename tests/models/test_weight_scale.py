@@ -98,7 +98,8 @@ def test_zoo_x10_is_flagged_and_intact_is_not(arch, options):
     assert "scale.gain" not in _rules(intact) and intact.summary.weight_gain_median < 1.5
     broken = _verdict(scale_weights(model, 10.0), "zoo", x, y)
     assert "scale.gain" in _rules(broken)
-    assert broken.summary.weight_gain_median == pytest.approx(10 * intact.summary.weight_gain_median, rel=1e-6)
+    ten_times = 10 * intact.summary.weight_gain_median
+    assert broken.summary.weight_gain_median == pytest.approx(ten_times, rel=1e-6)
 
 
 def _train(model, name, steps: int):
