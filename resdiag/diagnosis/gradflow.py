@@ -57,7 +57,10 @@ def diagnose(
     boundary_grads: list[float],
     boundary_names: list[str],
     t: GradThresholds = GradThresholds(),
+    at_init: bool = True,
 ) -> Verdict:
+    """``at_init``: the weights are an initialisation; else (a checkpoint, the Monitor) the weight-
+    scale rule, a statement about initialisations, is not applied."""
     findings: list[Finding] = []
     for values, names, what in (
         (weight_grads, weight_names, "weight gradient"),
@@ -81,7 +84,8 @@ def diagnose(
     slope = summary.log_growth_per_block
     fitted = math.exp(min(slope * n, 700.0)) if math.isfinite(slope) else math.nan
     findings += _ratio_rules("slope", fitted, f"fitted end-to-end factor exp({n} * slope)", t)
-    findings += weight_scale(summary.weight_gain_median, t)
+    if at_init:
+        findings += weight_scale(summary.weight_gain_median, t)
     status = max((f.status for f in findings), key=SEVERITY.__getitem__, default="healthy")
     return Verdict(status, tuple(findings))
 

@@ -76,12 +76,15 @@ def grad_flow(
             probe.step()
         loss_mean = torch.stack(losses).mean().item()
     return grad_flow_from_probe(probe, target.info, loss_mean, batches, batch_size, seed, str(dev), data,
-                                mode, thresholds, objective=target.objective)
+                                mode, thresholds, objective=target.objective,
+                                at_init=target.spec.checkpoint is None)
 
 
 def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds,
-                         objective: str = "cross_entropy") -> GradFlowResult:
-    """The GradFlowResult of the steps ``probe`` recorded: means, summary and verdict."""
+                         objective: str = "cross_entropy", at_init: bool = True) -> GradFlowResult:
+    """The GradFlowResult of the steps ``probe`` recorded: means, summary and verdict. ``at_init``:
+    whether the weights are an initialisation (no checkpoint loaded; not the Monitor's trained
+    weights), the only case the weight-scale rule speaks about."""
     if len({s.boundary_names for s in probe.steps}) > 1:
         raise ResdiagError("the blocks the model calls changed between batches; resdiag averages each "
                            "boundary over batches, so run with --batches 1")
@@ -120,7 +123,8 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
         # every matmul's weight, with or without a gradient: the scale rule reads the weights
         weight_gain_median=_gain_median(probe.layers, probe.weight_norms),
     )
-    verdict = diagnose(summary, units, unit_names, b_mean, list(step.boundary_names), thresholds)
+    verdict = diagnose(summary, units, unit_names, b_mean, list(step.boundary_names), thresholds,
+                       at_init=at_init)
     run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__,
                   objective)
     return GradFlowResult(info, run, layers, boundaries, summary, verdict)
