@@ -23,6 +23,8 @@ timeout 100 $G python3 benchmarks/bench_probe_parts.py --device cuda --repeats 2
 echo "== Monitor overhead on CUDA"
 timeout 150 $G python3 benchmarks/bench_monitor.py --device cuda --repeats 15 --batch-size 32 2>&1 | grep -v loss_type \
   | tee "$OUT/bench_monitor_cuda.log"
+timeout 100 $G python3 benchmarks/bench_monitor.py --device cuda --repeats 15 --batch-size 64 --image-size 224 \
+  --models resnet18 2>&1 | tail -1 | tee -a "$OUT/bench_monitor_cuda.log"
 echo "== the suite on this torch (background), calibration"
 (taskset -c 8-15 timeout "${SUITE_TIMEOUT:-240}" python3 -m pytest -q -x -n 8 -p no:cacheprovider \
   > "$OUT/suite.log" 2>&1) &
