@@ -39,8 +39,8 @@ class GradThresholds:
 @dataclass(frozen=True)
 class RankThresholds:
     # docs/calibration.md has the measurements behind these defaults.
-    # Healthy residual nets keep >= 0.85 of x_0's normalised erank at every measured depth; deep
-    # plain nets keep <= 0.09 (docs/calibration.md).
+    # Healthy residual nets with BN keep >= 0.96 of x_0's normalised erank at every measured depth;
+    # deep plain nets keep 0.16-0.45 (BN) and plain MLPs without BN <= 0.075 (docs/calibration.md).
     feature_retention: float = 0.5  # collapse when erank_ratio(x_L) / erank_ratio(x_0) is below
     rank1_distance: float = 0.1  # collapse when ||X_L - X_1|| / ||X_L|| is below (healthy: >= 0.5)
     # Not calibrated on trained nets (no data set here); at initialisation every layer is >= 0.79.
