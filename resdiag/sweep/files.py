@@ -54,7 +54,7 @@ def folders(out: Path, *, keep: bool = False) -> Iterator[None]:
     """Create ``out/cells``; if the block raises, remove the folders made here that are still
     empty (no cell finished), so an early error or Ctrl-C leaves nothing behind. ``keep``: never
     remove (other ranks of a torchrun job may be writing into them)."""
-    made = [p for p in (out, out / "cells") if not p.exists()]
+    made = [p for p in (out / "cells", out, *out.parents) if not p.exists()]  # innermost first
     try:
         (out / "cells").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -63,7 +63,7 @@ def folders(out: Path, *, keep: bool = False) -> Iterator[None]:
         yield
     except BaseException:
         if not keep:
-            for p in reversed(made):
+            for p in made:
                 with contextlib.suppress(OSError):  # not empty: a cell is done, keep it
                     os.rmdir(p)
         raise
