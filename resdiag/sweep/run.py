@@ -103,11 +103,10 @@ def _run_claimed(todo: list[Cell], grid: Grid, out: Path, team, threads: int, de
     """The cells this process claims (all of them for one process), one after the other."""
     for i in team.claims(len(todo)):
         try:
-            record = run_cell(todo[i], grid, threads, device)
+            _save(out, todo[i], run_cell(todo[i], grid, threads, device), progress)
         except Exception as exc:  # the other ranks stop claiming; rank 0 reports this line
             team.failed(f"rank {team.rank}: cell {todo[i].id}: {describe(exc)}")
             raise
-        _save(out, todo[i], record, progress)
 
 
 def _pending(grid: Grid, out: Path, cells: list[Cell], team, progress) -> list[Cell]:

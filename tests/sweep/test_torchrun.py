@@ -117,3 +117,20 @@ def test_an_output_folder_not_shared_by_the_ranks_is_named_as_the_cause(tmp_path
     assert "filesystem every rank shares" in err0 and "filesystem every rank shares" in err1
     assert len(stderr_lines(err0)) == len(stderr_lines(err1)) == 1
     assert not (a / "sw" / "summary.json").exists() and not (b / "sw").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--jobs", "2"], "--jobs starts worker processes on this machine, and torchrun starts the ranks"),
+    (["--rank-timeout", "0"], "--rank-timeout must be a number of seconds"),
+    (["--rank-timeout", "nan"], "--rank-timeout must be a number of seconds"),
+])
+def test_refused_under_torchrun_before_joining(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.setenv("RANK", "0")  # a torchrun job of 2 whose other rank never comes: no join tried
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "9")
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--out", str(tmp_path / "sw"), *TINY, *extra])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "sw").exists()
