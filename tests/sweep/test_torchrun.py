@@ -77,7 +77,7 @@ def test_a_killed_rank_fails_the_sweep_in_one_line_and_the_rerun_finishes_it(tmp
     assert stderr_lines(err0) == [stderr_lines(err0)[-1]] and "rank 1 stopped answering" in err0
     assert not (out / "summary.json").exists()
     kept = {p.stem for p in (out / "cells").iterdir()}
-    assert ran(line)[0] in kept and len(kept) < 12  # rank 1's finished cell is kept; its next is not
+    assert ran(line)[0] in kept  # rank 1's finished cell is kept (the one it was on, if any, is not)
     seen = []
     records, _ = run_sweep(Grid(("mlp", "plain_mlp"), (2, 4), seeds=(0, 1, 2), probes=("grad-flow",),
                                 batches=1, batch_size=4, device="cpu"), out,
