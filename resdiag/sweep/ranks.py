@@ -24,6 +24,7 @@ from datetime import timedelta
 from resdiag.errors import ResdiagError
 
 _PREFIX = "resdiag-sweep/"
+KEPT = "the cells done are kept: run the same command again to finish"
 
 
 class Solo:
@@ -87,9 +88,10 @@ class Team:
             except (RuntimeError, OSError):
                 return  # the store is gone: the main thread finds out on its next call
 
-    def _wait(self, keys: dict[int, str], *, abort: bool = False) -> dict[int, str]:
+    def _wait(self, keys: dict[int, str], *, abort: bool = True) -> dict[int, str]:
         """Each rank's key once it is set. A rank whose heartbeat stands still for ``timeout``
-        seconds while its key is missing has died: a ResdiagError naming it."""
+        seconds while its key is missing has died: a ResdiagError naming it. ``abort``: a failed
+        rank's message (``failed``) ends the wait as a ResdiagError too."""
         got: dict[int, str] = {}
         beats: dict[int, tuple[int, float]] = {}
         pause = 0.02
@@ -100,7 +102,7 @@ class Team:
             if len(got) == len(keys):
                 return got
             if abort and (why := self._get("abort")) is not None:
-                raise ResdiagError(why)
+                raise ResdiagError(f"{why}; {KEPT}")
             now = time.monotonic()
             for r in keys.keys() - got.keys():
                 beat = self._call("add", f"{_PREFIX}beat/{r}", 0)
@@ -109,8 +111,7 @@ class Team:
                     beats[r] = (beat, now)
                 elif now - last[1] > self.timeout:
                     raise ResdiagError(f"rank {r} stopped answering ({self.timeout:g} s without a sign of "
-                                       f"life: killed, or its machine lost); the cells done are kept: "
-                                       f"run the same command again to finish")
+                                       f"life: killed, or its machine lost); {KEPT}")
             time.sleep(pause)
             pause = min(0.5, pause * 2)
 
@@ -130,7 +131,7 @@ class Team:
             items = make()
             self._set("todo", json.dumps(items))
             return items
-        return json.loads(self._wait({0: "todo"}, abort=True)[0])
+        return json.loads(self._wait({0: "todo"})[0])
 
     def claims(self, n: int) -> Iterator[int]:
         """Indices into the shared list, each handed to exactly one rank (an atomic counter), until
@@ -143,8 +144,7 @@ class Team:
 
     def failed(self, message: str) -> None:
         """This rank failed: the others stop claiming cells, and rank 0 reports ``message``."""
-        if self._get("abort") is None:
-            self._set("abort", message)
+        self._call("compare_set", _PREFIX + "abort", "", message)  # the first failure is the one told
         self._set(f"status/{self.rank}", "failed")
 
     def finished(self) -> None:
@@ -152,9 +152,8 @@ class Team:
         self._set(f"status/{self.rank}", "ok")
         if self.main:
             self._wait({r: f"status/{r}" for r in range(self.world)})
-            why = self._get("abort")
-            if why is not None:
-                raise ResdiagError(f"{why}; the cells done are kept: run the same command again to finish")
+            if (why := self._get("abort")) is not None:  # a rank failed after the last cell was claimed
+                raise ResdiagError(f"{why}; {KEPT}")
 
     def close(self, error: BaseException | None) -> None:
         """The end: rank 0 tells the others how the sweep ended (after the summary is written) and
@@ -164,9 +163,14 @@ class Team:
                 self.failed(f"rank {self.rank}: {describe(error)}")
             if self.main:
                 self._set("final", "" if error is None else describe(error))
-                self._wait({r: f"bye/{r}" for r in range(1, self.world)})
+                try:  # keep the store up (rank 0 holds it outside torchrun) until all have read it
+                    self._wait({r: f"bye/{r}" for r in range(1, self.world)}, abort=False)
+                except ResdiagError:
+                    if error is not None:
+                        raise
+                    # every rank had finished and the summary is written: the sweep is complete
                 return
-            final = self._wait({0: "final"})[0]
+            final = self._wait({0: "final"}, abort=False)[0]
             self._set(f"bye/{self.rank}", "")
             if final and error is None:
                 raise ResdiagError(final if final.startswith("rank ") else f"rank 0: {final}")
@@ -199,8 +203,8 @@ def join(*, world: int, rank: int, local_world: int, timeout: float) -> Iterator
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ResdiagError(f"rank {rank}: could not join the other {world - 1} process(es) within "
                            f"{timeout:g} s ({first})") from None
-    team = Team(store=store, rank=rank, world=world, local_world=local_world, timeout=timeout)
     try:
+        team = Team(store=store, rank=rank, world=world, local_world=local_world, timeout=timeout)
         try:
             yield team
         except BaseException as exc:
