@@ -254,5 +254,9 @@ def team(job: Job, timeout: float) -> Iterator[Solo | Team]:
     if not job.active:
         yield Solo()
         return
+    if job.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(job.device)  # whatever asks for "cuda" gets this rank's own GPU
     with join(world=job.world, rank=job.rank, local_world=job.local_world, timeout=timeout) as t:
         yield t

@@ -134,3 +134,22 @@ def test_refused_under_torchrun_before_joining(tmp_path, capsys, monkeypatch, ex
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and message in err
     assert not (tmp_path / "sw").exists()
+
+
+def test_each_rank_computes_on_its_own_gpu(monkeypatch):
+    import torch
+
+    from resdiag.errors import ResdiagError
+    from resdiag.sweep.ranks import this_job
+
+    environ = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "9"}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    job = this_job("cuda", environ)
+    assert (job.rank, job.world, job.local_world, job.device) == (1, 2, 2, "cuda:1")
+    assert this_job("cuda:0", environ).device == "cuda:0"  # an explicit GPU is used as given
+    assert this_job("cpu", environ).device == "cpu"
+    assert this_job("cuda", {}).device == "cuda"  # not under torchrun: as given
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ResdiagError, match="LOCAL_RANK 1 has no GPU"):
+        this_job("cuda", environ)
