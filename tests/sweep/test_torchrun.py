@@ -19,9 +19,9 @@ GRID = Grid(("mlp", "plain_mlp"), (2, 4), probes=("grad-flow",), batches=1, batc
 IDS = sorted(c.id for c in GRID.cells()[0])
 
 
-def single_process(out, capsys) -> dict:
+def single_process(out, capsys, *extra) -> dict:
     with pytest.raises(SystemExit) as exc:
-        main(["sweep", "--out", str(out), *TINY])
+        main(["sweep", "--out", str(out), *TINY, *extra])
     assert exc.value.code == 0
     capsys.readouterr()
     return json.loads((out / "summary.json").read_text())
@@ -49,13 +49,15 @@ def test_two_ranks_share_the_cells_and_rank_0_writes_what_one_process_writes(tmp
     assert seen == [False] * len(IDS)  # the ranks' cell files are valid resumable state
 
 
-@pytest.mark.slow  # two torchrun launches: ~30 s on the shared 2-core machine
-def test_torchrun_launch_and_a_rerun_that_computes_nothing(tmp_path):
+@pytest.mark.slow  # two torchrun launches and a --jobs 2 sweep: ~60 s on the shared 2-core machine
+def test_torchrun_launch_and_a_rerun_that_computes_nothing(tmp_path, capsys):
     out = tmp_path / "sw"
     first = torchrun(["--out", str(out), *TINY])
     assert first.returncode == 0, first.stderr[-2000:]
     assert sorted(ran(first.stdout)) == IDS and first.stdout.count("sweep: median") == 1
     summary = (out / "summary.json").read_bytes()
+    # torchrun's 2 ranks on one machine give each cell the threads --jobs 2 gives it: same numbers
+    assert json.loads(summary) == single_process(tmp_path / "jobs", capsys, "--jobs", "2")
     again = torchrun(["--out", str(out), *TINY])
     assert again.returncode == 0, again.stderr[-2000:]
     assert ran(again.stdout) == [] and again.stdout.count("kept ") == len(IDS)
