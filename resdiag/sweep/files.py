@@ -23,7 +23,7 @@ from resdiag.metrics.registry import of_probe
 from resdiag.results import atomic_write, decode, dumps, encode
 from resdiag.sweep.grid import Cell, Grid
 
-CELL_SCHEMA = "resdiag.sweep-cell"
+CELL_SCHEMA, CELL_SCHEMA_VERSION = "resdiag.sweep-cell", 1
 # What the summary step writes into --out: summary.json and the plots of resdiag.report.sweep.plot_sweep
 # (tests/sweep/test_files.py holds the plot names to the ones it draws).
 SUMMARY_FILES = ("summary.json", "grad_ratio.png", "feature_erank.png")
@@ -82,7 +82,7 @@ def read_cell(out: Path, cell: Cell, grid: Grid) -> dict | None:
     except (OSError, ValueError, RecursionError):
         return None
     if not (isinstance(d, dict) and d.get("schema") == CELL_SCHEMA and d.get("cell") == cell.to_dict()
-            and d.get("settings") == grid.settings()):
+            and d.get("schema_version") == CELL_SCHEMA_VERSION and d.get("settings") == grid.settings()):
         return None
     metrics, verdicts = d.get("metrics"), d.get("verdicts")
     if not (isinstance(metrics, dict) and set(metrics) == metric_names(grid)

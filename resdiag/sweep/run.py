@@ -18,8 +18,8 @@ from pathlib import Path
 
 from resdiag.errors import ResdiagError
 from resdiag.results import encode
-from resdiag.sweep.files import (CELL_SCHEMA, cell_path, check_outputs, folders, read_cell, save_cell,
-                                 write_summary)
+from resdiag.sweep.files import (CELL_SCHEMA, CELL_SCHEMA_VERSION, cell_path, check_outputs, folders,
+                                 read_cell, save_cell, write_summary)
 from resdiag.sweep.grid import Cell, Grid
 from resdiag.sweep.ranks import Solo, Team, describe
 
@@ -49,7 +49,7 @@ def run_cell(cell: Cell, grid: Grid, threads: int, device: str | None = None) ->
     torch.set_num_threads(threads)
     device = device or grid.device
     target = build_target(cell_target(cell, grid), device=device)
-    record: dict = {"schema": CELL_SCHEMA, "schema_version": 1, "cell": cell.to_dict(),
+    record: dict = {"schema": CELL_SCHEMA, "schema_version": CELL_SCHEMA_VERSION, "cell": cell.to_dict(),
                     "settings": grid.settings(), "metrics": {},
                     "verdicts": {}, "parameters": target.info.parameters}
     for probe in grid.probes:

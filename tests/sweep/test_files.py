@@ -85,8 +85,9 @@ def damaged(d: dict) -> list:
     bool_metric = {**d, "metrics": {**d["metrics"], "boundary_ratio": True}}
     no_verdict = {**d, "verdicts": {}}
     verdict_number = {**d, "verdicts": {"grad-flow": 1}}
+    other_version = {**d, "schema_version": 2}
     return [json.dumps(x) for x in (bad_metric, missing_metric, bool_metric, no_verdict, verdict_number,
-                                    [d], "text", None, {**d, "metrics": None})] + \
+                                    other_version, [d], "text", None, {**d, "metrics": None})] + \
         ["{" * 100000, "\x00\xff garbage", ""]
 
 
