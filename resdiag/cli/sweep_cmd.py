@@ -26,7 +26,8 @@ def sweep(
     batch_size: Annotated[int, typer.Option(help="grad-flow mini-batch size.")] = 32,
     rank_batch_size: Annotated[int, typer.Option(help="rank: inputs in the forward pass.")] = 256,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run in parallel processes.")] = 1,
-    device: Annotated[str, typer.Option(help="cpu | cuda | auto (under torchrun: each rank its own GPU).")] = "cpu",
+    device: Annotated[str, typer.Option(
+        help="cpu | cuda | auto (under torchrun: each rank its own GPU).")] = "cpu",
     tokens: o.Tokens = None, vocab: o.Vocab = None,
     rank_timeout: Annotated[float, typer.Option(
         help="Under torchrun: seconds a silent rank is waited for before the sweep fails.")] = 300.0,
@@ -59,8 +60,8 @@ def sweep(
         who = f"[rank {job.rank}] " if job.active else ""
 
         def progress(cell, computed: bool) -> None:
-            con.print(f"{who}{'ran' if computed else 'kept'} {cell.id}", style="dim" if not computed else None,
-                      markup=False)
+            con.print(f"{who}{'ran' if computed else 'kept'} {cell.id}",
+                      style="dim" if not computed else None, markup=False)
 
         with team(job, rank_timeout) as t:  # every place written to is checked before any cell runs
             records, skipped = run_sweep(grid, out, jobs, progress, team=t, device=job.device)

@@ -41,8 +41,9 @@ def start_ranks(args: list[str], world: int = 2, *, cwd: list[Path] | None = Non
     port = free_port()
     procs = []
     for r in range(world):
-        e = env(**{"RANK": str(r), "WORLD_SIZE": str(world), "LOCAL_RANK": str(r), "LOCAL_WORLD_SIZE": local_world,
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, **(per_rank or {}).get(r, {})})
+        e = env(**{"RANK": str(r), "WORLD_SIZE": str(world), "LOCAL_RANK": str(r),
+                   "LOCAL_WORLD_SIZE": local_world, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
+                   **(per_rank or {}).get(r, {})})
         procs.append(subprocess.Popen([sys.executable, "-m", "resdiag", "sweep", *args], env=e,
                                       cwd=(cwd or [ROOT] * world)[r], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))

@@ -16,7 +16,8 @@ from resdiag.sweep.files import SUMMARY_FILES, cell_path
 from resdiag.sweep.grid import Grid
 from resdiag.sweep.run import run_sweep, summarise
 
-ARGS = ["--families", "mlp", "--depths", "2,4", "--probes", "grad-flow", "--batches", "1", "--batch-size", "4"]
+ARGS = ["--families", "mlp", "--depths", "2,4", "--probes", "grad-flow", "--batches", "1",
+        "--batch-size", "4"]
 GRID = Grid(("mlp",), (2, 4), probes=("grad-flow",), batches=1, batch_size=4, device="cpu")
 
 
@@ -144,7 +145,8 @@ def test_summary_files_name_every_plot_the_summary_step_draws(tmp_path):
 def test_summary_json_does_not_depend_on_the_hash_seed():
     """The rows' metric columns came out of a set of names, so summary.json changed between two
     identical runs (and between the ranks of a job)."""
-    code = ("import json; from resdiag.sweep.run import summarise; from resdiag.metrics.registry import METRICS;"
+    code = ("import json; from resdiag.sweep.run import summarise;"
+            "from resdiag.metrics.registry import METRICS;"
             "r = {'cell': dict(family='mlp', depth=2, norm='batch', shortcut='identity', seed=0),"
             " 'metrics': {k: 1.0 for k in METRICS}, 'verdicts': {}};"
             "print(json.dumps(summarise([r])))")

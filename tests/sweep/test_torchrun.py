@@ -43,7 +43,8 @@ def test_two_ranks_share_the_cells_and_rank_0_writes_what_one_process_writes(tmp
     want = single_process(tmp_path / "one", capsys)
     assert json.loads((out / "summary.json").read_text()) == want  # number for number
     for cell in IDS:  # the cell files too, byte for byte
-        assert (out / "cells" / f"{cell}.json").read_bytes() == (tmp_path / "one" / "cells" / f"{cell}.json").read_bytes()
+        name = f"cells/{cell}.json"
+        assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
     seen = []
     run_sweep(GRID, out, progress=lambda c, computed: seen.append(computed))
     assert seen == [False] * len(IDS)  # the ranks' cell files are valid resumable state
@@ -93,8 +94,10 @@ def test_a_rank_that_cannot_start_stops_the_others_without_a_hang(tmp_path):
     procs = start_ranks(["--out", str(out), *TINY, "--rank-timeout", "3"],
                         per_rank={1: {"LOCAL_WORLD_SIZE": "x"}})
     (code0, _, err0), (code1, _, err1) = finish(procs, timeout=120)
-    assert code1 == 2 and stderr_lines(err1) == ["resdiag: error: LOCAL_WORLD_SIZE must be an integer (set by torchrun)"]
-    assert code0 == 2 and len(stderr_lines(err0)) == 1 and "could not join the other 1 process(es) within 3 s" in err0
+    assert code1 == 2
+    assert stderr_lines(err1) == ["resdiag: error: LOCAL_WORLD_SIZE must be an integer (set by torchrun)"]
+    assert code0 == 2 and len(stderr_lines(err0)) == 1
+    assert "could not join the other 1 process(es) within 3 s" in err0
     assert not out.exists()
 
 
@@ -105,8 +108,9 @@ def test_a_rank_whose_outputs_fail_the_checks_stops_every_rank_before_anything_i
     (b / "sw").write_text("a file where rank 1 should find the output folder")
     (code0, _, err0), (code1, _, err1) = finish(start_ranks(["--out", "sw", *TINY], cwd=[a, b]))
     assert code0 == code1 == 2
-    assert stderr_lines(err1) == ["resdiag: error: --out sw is a file; give a folder (it is created if missing)"]
-    assert stderr_lines(err0) == ["resdiag: error: rank 1: --out sw is a file; give a folder (it is created if missing)"]
+    refusal = "--out sw is a file; give a folder (it is created if missing)"
+    assert stderr_lines(err1) == [f"resdiag: error: {refusal}"]
+    assert stderr_lines(err0) == [f"resdiag: error: rank 1: {refusal}"]
     assert not (a / "sw").exists()
 
 
