@@ -1,6 +1,6 @@
 """The Monitor's cost inside a training step, on ResNet-18 and GPT-2-small shaped models.
 
-    python benchmarks/bench_monitor.py [--repeats R] [--models resnet18,gpt2]
+    python benchmarks/bench_monitor.py [--repeats R] [--models resnet18,gpt2] [--device cpu|cuda]
 
 For each model, interleaved (one of each per repeat, so that machine noise hits all alike), the
 median wall time of: a bare training step (zero_grad, forward, backward, SGD step); the same step
@@ -8,7 +8,8 @@ inside ``Monitor.record`` on a step that is not due (target <= 1.01x); on a reco
 (target <= 1.10x); and recorded with ``features=True`` (target <= 1.5x). Prints the ratios to the
 bare step. ResNet-18 is torchvision's layout ([2, 2, 2, 2] BasicBlocks, 7x7 stem, 1000 classes),
 defined here so that no torchvision is needed; GPT-2-small is ``GPT2LMHeadModel(GPT2Config())``
-(12 layers, 768 wide, 124M parameters), random init.
+(12 layers, 768 wide, 124M parameters), random init. On CUDA each timed step ends with a
+``torch.cuda.synchronize()`` (the bare step included), so the ratios compare whole steps.
 """
 
 from __future__ import annotations
@@ -53,22 +54,24 @@ def resnet18(classes: int = 1000) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def problem(name: str, batch: int):
+def problem(name: str, batch: int, device: str = "cpu"):
     g = torch.Generator().manual_seed(0)
     if name == "resnet18":
-        model = resnet18()
+        model = resnet18().to(device)
         x, y = torch.randn(batch, 3, 112, 112, generator=g), torch.randint(0, 1000, (batch,), generator=g)
+        x, y = x.to(device), y.to(device)
         return model, lambda: nn.functional.cross_entropy(model(x), y)
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    model = GPT2LMHeadModel(GPT2Config())
-    ids = torch.randint(0, 50257, (batch, 64), generator=g)
+    model = GPT2LMHeadModel(GPT2Config()).to(device)
+    ids = torch.randint(0, 50257, (batch, 64), generator=g).to(device)
     return model, lambda: model(input_ids=ids, labels=ids).loss
 
 
-def bench(name: str, batch: int, repeats: int) -> dict[str, float]:
+def bench(name: str, batch: int, repeats: int, device: str = "cpu") -> dict[str, float]:
     torch.manual_seed(0)
-    model, loss_fn = problem(name, batch)
+    model, loss_fn = problem(name, batch, device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
     monitors = {"between": Monitor(model, every=2), "recorded": Monitor(model, every=2),
@@ -77,6 +80,7 @@ def bench(name: str, batch: int, repeats: int) -> dict[str, float]:
 
     def step(kind: str | None) -> float:
         opt.zero_grad(set_to_none=True)
+        sync()
         t = time.perf_counter()
         if kind is None:
             loss_fn().backward()
@@ -84,6 +88,7 @@ def bench(name: str, batch: int, repeats: int) -> dict[str, float]:
             with monitors[kind].record(steps[kind]):
                 loss_fn().backward()
         opt.step()
+        sync()
         return time.perf_counter() - t
 
     kinds = [None, "between", "recorded", "features"]
@@ -102,11 +107,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--models", default="resnet18,gpt2")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}, interleaved")
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {args.device} ({where}), batch {args.batch_size}, median of {args.repeats}, "
+          "interleaved")
     print(f"{'model':10} {'bare step':>10} {'between':>8} {'recorded':>9} {'features':>9}  (targets 1.01 1.10 1.5)")
     for name in args.models.split(","):
-        r = bench(name, args.batch_size, args.repeats)
+        r = bench(name, args.batch_size, args.repeats, args.device)
         print(f"{name:10} {r['bare_s']:9.3f}s {r['between']:7.3f}x {r['recorded']:8.3f}x {r['features']:8.3f}x")
 
 

@@ -39,7 +39,7 @@ from resdiag.data import DataSpec
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.metrics.registry import GRAD_FLOW, RANK, values
 from resdiag.probes.features import FeatureProbe
-from resdiag.probes.training import StepProbe, flat_sharded, flat_sharded_norms, grad_norms
+from resdiag.probes.training import StepProbe
 from resdiag.probes.layers import find_blocks, unwrap
 from resdiag.results import GradFlowResult, ModelInfo, RankResult, encode
 from resdiag.run.common import model_info
@@ -132,7 +132,6 @@ class Monitor:
         self.info, self.objective = info, objective
         self.scaler = scaler
         self._open: tuple | None = None
-        self._weights_scaled = True
         self._jsonl = Path(jsonl) if jsonl is not None else None
         self._tb = _tensorboard(tensorboard) if tensorboard is not None and is_main_process() else None
 
@@ -164,7 +163,7 @@ class Monitor:
         stack = contextlib.ExitStack()
         try:
             probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks))
-            fprobe = stack.enter_context(FeatureProbe(self.model, self.blocks)) if self.features else None
+            fprobe = stack.enter_context(FeatureProbe(self.model, self.blocks, first_micro_batch=True)) if self.features else None
         except BaseException:
             stack.close()
             raise
@@ -178,7 +177,6 @@ class Monitor:
         step, stack, probe, fprobe = self._open
         try:
             scale, weights_scaled = loss_scale(scaler if scaler is not None else self.scaler)
-            self._weights_scaled = weights_scaled
             step_record = probe.step(all_reduce=True, scale=scale, weights_scaled=weights_scaled)
             recording = self._recording(step, probe, step_record, fprobe, scale)
         finally:
@@ -215,25 +213,14 @@ class Monitor:
             from resdiag.run.rank import rank_from_probe
 
             rank = rank_from_probe(self.model, fprobe, info, self.rank_thresholds)
-        return Recording(step, result, rank, self._param_norms(scale), micro_batches=probe.micro_batches,
+        return Recording(step, result, rank, self._param_norms(probe), micro_batches=probe.micro_batches,
                          loss_scale=float(scale) if scale is not None else 1.0)
 
-    def _param_norms(self, scale) -> dict[str, float]:
+    def _param_norms(self, probe: StepProbe) -> dict[str, float]:
         """||p.grad|| by parameter name as Lightning's ``grad_norm`` names them for the module the
-        Monitor was given (torch.compile's ``_orig_mod.`` removed), unscaled like the layer rows."""
-        named = [(_clean(n), p.grad) for n, p in unwrap(self.model).named_parameters()]
-        if flat_sharded(self.model):
-            norms, seen = flat_sharded_norms([g for _, g in named])
-            params = [(n, v) for (n, _), v, ok in zip(named, norms, seen, strict=True) if ok]
-            norms = torch.stack([v for _, v in params]) if params else None
-        else:
-            params = [(n, g) for n, g in named if g is not None]
-            norms = torch.stack(grad_norms([g for _, g in params])) if params else None
-        if norms is None:
-            return {}
-        if scale is not None and self._weights_scaled:
-            norms = norms / torch.as_tensor(scale, dtype=torch.float64, device=norms.device)
-        return {n: v for (n, _), v in zip(params, norms.cpu().tolist(), strict=True)}
+        Monitor was given (torch.compile's ``_orig_mod.`` removed), unscaled like the layer rows;
+        taken by the probe in the step's one reduction and host sync."""
+        return {_clean(name): v for name, v in probe.param_grad_norms.items()}
 
     def _emit(self, rec: Recording) -> None:
         if not is_main_process():

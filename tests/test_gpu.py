@@ -58,3 +58,42 @@ def test_probes_do_not_sync_inside_the_step():
             torch.cuda.set_sync_debug_mode("default")
         fprobe.collect()
     assert len(fprobe.boundaries) == 4
+
+
+def test_monitor_recorded_step_matches_cpu_with_one_host_sync():
+    """The Monitor on CUDA: the same numbers as on the CPU, and one device-to-host sync per
+    recorded step (counted by torch's sync debug mode) once the forward and backward are done."""
+    import warnings
+
+    from resdiag.api import Monitor
+
+    def run(device):
+        torch.manual_seed(0)
+        model = build(tiny()).to(device)
+        x = torch.randn(8, 3, 16, 16, device=device)
+        y = torch.randint(0, 10, (8,), device=device)
+        monitor = Monitor(model, every=1)
+        monitor.begin(0)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                rec = monitor.end()
+        finally:
+            if device == "cuda":
+                torch.cuda.set_sync_debug_mode("default")
+        syncs = [w for w in caught if "synchroniz" in str(w.message)]
+        return rec, syncs
+
+    torch.backends.cudnn.allow_tf32 = False
+    cpu, _ = run("cpu")
+    gpu, syncs = run("cuda")
+    assert len(syncs) == 1, [str(w.message) for w in syncs]
+    assert gpu.param_norms.keys() == cpu.param_norms.keys()
+    for name, v in cpu.param_norms.items():
+        assert gpu.param_norms[name] == pytest.approx(v, rel=1e-3), name
+    for a, b in zip(cpu.result.boundaries, gpu.result.boundaries, strict=True):
+        assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-3)

@@ -24,6 +24,12 @@ HIDDEN_KWARGS = ("hidden_states", "x", "src", "tgt", "hidden_state", "input")
 HIDDEN_KEYS = ("last_hidden_state", "hidden_states", "hidden_state")
 
 
+def in_backward() -> bool:
+    """Whether the autograd engine is running a backward on this thread: a block called then is
+    being recomputed for activation checkpointing, not called by the model's forward."""
+    return torch._C._current_graph_task_id() != -1
+
+
 def block_input(args: tuple, kwargs: Mapping):
     """The residual-stream tensor a block was called with, or None."""
     if args:

@@ -8,6 +8,13 @@ Usage::
     probe.branches     # std of each block's residual-branch output F(x_l) (He et al. 2015, Fig. 7)
     probe.tokens       # one TokenRank per 3-D (batch, tokens, features) x_l (docs/tokens.md)
 
+Inside a training step (the Monitor's): a block call made while autograd runs a backward is an
+activation-checkpointing recomputation and is ignored (the first pass recorded it, with or without
+autograd); with ``first_micro_batch=True``, a forward that follows a backward (the next
+micro-batch of a gradient-accumulation step) is ignored too, so the ranks are those of the step's
+first micro-batch: a sample of its inputs, not their concatenation (the Gram of a concatenation
+needs every micro-batch's features at once). docs/api.md, "Training stacks".
+
 Each response X is reduced in the hook to its centred Gram matrix and a few moments, in float64
 (``resdiag.metrics.features.GramStats``), so a 1202-layer network never holds its activations; the metrics
 are computed for all layers at once, with one host sync, when ``collect`` is called.
@@ -23,14 +30,16 @@ from torch import nn
 from resdiag.metrics.features import GramStats, feature_ranks_from_gram, gram_stats
 from resdiag.metrics.rank import FeatureRank
 from resdiag.metrics.tokens import TokenRank, token_rank_from_stats, token_stats
-from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
+from resdiag.model_output import split_output
+from resdiag.probes.boundaries import BoundaryHooks, in_backward, keep_boundaries
 from resdiag.probes.layers import as_btd, find_blocks, sequence_layout
 
 
 class FeatureProbe(BoundaryHooks):
-    def __init__(self, model: nn.Module, blocks: list[tuple[str, nn.Module]] | None = None):
+    def __init__(self, model: nn.Module, blocks: list[tuple[str, nn.Module]] | None = None,
+                 first_micro_batch: bool = False):
         """``blocks``: (name, module) pairs whose inputs are the x_l; found by ``find_blocks``
-        when not given."""
+        when not given. ``first_micro_batch``: record only until the first backward (above)."""
         super().__init__(find_blocks(model) if blocks is None else blocks)
         self.model = model
         self._stats: list[tuple[str, tuple[int, ...], GramStats]] = []
@@ -40,15 +49,31 @@ class FeatureProbe(BoundaryHooks):
         self._token_stats: list[tuple[str, tuple[int, ...], torch.Tensor]] = []
         self.tokens: list[tuple[str, tuple[int, ...], TokenRank]] = []
         self._layout = {name: sequence_layout(block) for name, block in self.blocks}
+        self.first_micro_batch = first_micro_batch
+        self._backward_seen = False
+
+    def _skip(self) -> bool:
+        """Whether a call now is a recomputation or belongs to a later micro-batch."""
+        return in_backward() or (self.first_micro_batch and self._backward_seen)
+
+    def _seen_backward(self, grad) -> None:
+        self._backward_seen = True
 
     def _install(self) -> None:
+        if self.first_micro_batch:
+            self._handles.append(self.model.register_forward_hook(self._output_hook))
         for name, block in self.blocks:
             branch = getattr(block, "branch", None)
             if isinstance(branch, nn.Module):
                 self._handles.append(branch.register_forward_hook(self._branch_hook(name)))
 
+    def _output_hook(self, module, args, output) -> None:
+        out = split_output(output)[0]
+        if out is not None and out.requires_grad and not in_backward():
+            out.register_hook(self._seen_backward)
+
     def _on_boundary(self, x, label: str) -> None:
-        if not isinstance(x, torch.Tensor) or x.ndim < 2:
+        if not isinstance(x, torch.Tensor) or x.ndim < 2 or self._skip():
             return
         self._stats.append((label, tuple(x.shape), gram_stats(x)))
         if x.ndim == 3:
@@ -57,7 +82,7 @@ class FeatureProbe(BoundaryHooks):
 
     def _branch_hook(self, name: str):
         def hook(module, args, output):
-            if isinstance(output, torch.Tensor):
+            if isinstance(output, torch.Tensor) and not self._skip():
                 out = output.detach().double()
                 self._branch.append((name, out.sum(), out.square().sum(), out.numel()))
 

@@ -32,16 +32,12 @@ import torch
 from torch import nn
 
 from resdiag.metrics.norms import l2_norm, l2_norms
-from resdiag.probes.boundaries import keep_boundaries
+from resdiag.probes.boundaries import in_backward, keep_boundaries
 from resdiag.model_output import split_output
 from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms
+from resdiag.probes.layers import unwrap
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
-
-
-def in_backward() -> bool:
-    """Whether the autograd engine is running a backward on this thread (a recomputation)."""
-    return torch._C._current_graph_task_id() != -1
 
 
 def grad_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -111,12 +107,9 @@ class StepProbe(GradientProbe):
         self._pending: dict[str, list[str]] = {}  # "<block>:<where>" -> labels to take on recompute
         self._backward_seen = False
         self.micro_batches = 0
+        self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
 
     def _install(self) -> None:
-        with torch.no_grad():
-            weights = [layer.weight for layer in self.layers]
-            norms = flat_sharded_norms(weights)[0] if flat_sharded(self.model) else grad_norms(weights)
-            self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._handles.append(self.model.register_forward_hook(self._output_hook))
 
     def _label(self, name: str, where: str) -> str:
@@ -157,37 +150,57 @@ class StepProbe(GradientProbe):
 
     def step(self, all_reduce: bool = False, scale: torch.Tensor | float | None = None,
              weights_scaled: bool = True) -> GradStep:
-        """Close the optimizer step: combine micro-batches, unscale, move to the host in one sync."""
+        """Close the optimizer step: combine micro-batches, unscale, move to the host in one sync.
+
+        Every tensor is reduced once: the gradient of each parameter of the model (the layer rows
+        read theirs from it; ``param_grad_norms`` keeps them by name) and each layer's weight."""
         labels = [label for label in self._order if label in self._norms]
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
         boundary = [torch.stack(self._norms[label]).square().sum().sqrt() for label in labels]
-        grads = [layer.weight.grad for layer in self.layers]
+        named = list(unwrap(self.model).named_parameters())  # shared parameters listed once
+        where = {id(p): i for i, (_, p) in enumerate(named)}
+        missing = [layer.weight for layer in self.layers if id(layer.weight) not in where]
+        params = [p for _, p in named] + missing
+        where |= {id(p): len(named) + i for i, p in enumerate(missing)}
+        grads, weights = [p.grad for p in params], [layer.weight for layer in self.layers]
         if flat_sharded(self.model):
-            weights, seen = flat_sharded_norms(grads)
+            norms, seen = flat_sharded_norms(grads + weights)
+            gnorms, wnorms, seen = norms[:len(grads)], norms[len(grads):], seen[:len(grads)]
         else:
             seen = [g is not None for g in grads]
-            wnorms = iter(grad_norms([g for g in grads if g is not None]) if any(seen) else [])
-            weights = [next(wnorms) if ok else None for ok in seen]
+            it = iter(grad_norms([g for g in grads if g is not None] + weights))
+            gnorms = [next(it) if ok else None for ok in seen]
+            wnorms = list(it)
         output = self._norms.get(_OUTPUT)
         activation = [*boundary, torch.stack(output).square().sum().sqrt() if output else None]
         if all_reduce:
             activation = _all_reduce_norms(activation)
-        present = [v for v in (*weights, *activation) if v is not None]
-        if present:
-            stacked = torch.stack(present)
-            if scale is not None:
-                divisor = torch.as_tensor(scale, dtype=torch.float64, device=stacked.device)
-                n_weights = sum(seen)
-                stacked = torch.cat([stacked[:n_weights] / (divisor if weights_scaled else 1.0),
-                                     stacked[n_weights:] / divisor])
-            host = iter(stacked.cpu().tolist())
-        else:
-            host = iter([])
-        values = [math.nan if v is None else next(host) for v in (*weights, *activation)]
-        n = len(grads)
-        step = GradStep(weight_grad=tuple(values[:n]), weight_seen=tuple(seen),
-                        boundary_grad=tuple(values[n:-1]),
+        host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
+        g_host, w_host, a_host = host[:len(grads)], host[len(grads):len(grads) + len(weights)], \
+            host[len(grads) + len(weights):]
+        self.weight_norms = tuple(w_host)
+        self.param_grad_norms = {n: v for (n, _), v, ok in zip(named, g_host[:len(named)], seen[:len(named)], strict=True) if ok}
+        rows = [where[id(layer.weight)] for layer in self.layers]
+        step = GradStep(weight_grad=tuple(g_host[i] for i in rows),
+                        weight_seen=tuple(seen[i] for i in rows),
+                        boundary_grad=tuple(a_host[:-1]),
                         boundary_shapes=tuple(self._shape[label] for label in labels),
-                        boundary_names=tuple(labels), output_grad=values[-1])
+                        boundary_names=tuple(labels), output_grad=a_host[-1])
         self.steps.append(step)
         return step
+
+
+def _to_host(gnorms, wnorms, activation, scale, weights_scaled) -> list[float]:
+    """One host sync for every norm of the step; gradient norms divided by the loss scale (the
+    weight gradients only while ``.grad`` still holds scaled values); NaN where absent."""
+    parts = [[v for v in values if v is not None] for values in (gnorms, wnorms, activation)]
+    if not any(parts):
+        return [math.nan] * (len(gnorms) + len(wnorms) + len(activation))
+    stacked = [torch.stack(part) if part else None for part in parts]
+    if scale is not None:
+        first = next(t for t in stacked if t is not None)
+        divisor = torch.as_tensor(scale, dtype=torch.float64, device=first.device)
+        unscale = (weights_scaled, False, True)
+        stacked = [t / divisor if t is not None and u else t for t, u in zip(stacked, unscale, strict=True)]
+    host = iter(torch.cat([t for t in stacked if t is not None]).cpu().tolist())
+    return [math.nan if v is None else next(host) for values in (gnorms, wnorms, activation) for v in values]
