@@ -59,6 +59,7 @@ class Team:
         self.store, self.rank, self.world, self.timeout = store, rank, world, timeout
         self.local_world = local_world  # processes on this machine: they share its CPU cores
         self.main = rank == 0
+        self.dead: set[int] = set()  # ranks found silent: no one waits for them again
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._beating, args=(store.clone(),), daemon=True)
         self._beat.start()
@@ -110,6 +111,7 @@ class Team:
                 if last is None or last[0] != beat:
                     beats[r] = (beat, now)
                 elif now - last[1] > self.timeout:
+                    self.dead.add(r)
                     raise ResdiagError(f"rank {r} stopped answering ({self.timeout:g} s without a sign of "
                                        f"life: killed, or its machine lost); {KEPT}")
             time.sleep(pause)
@@ -163,8 +165,12 @@ class Team:
                 self.failed(f"rank {self.rank}: {describe(error)}")
             if self.main:
                 self._set("final", "" if error is None else describe(error))
+            if isinstance(error, KeyboardInterrupt):
+                return  # Ctrl-C or SIGTERM (torchrun ending the job): leave now, wait for no one
+            if self.main:
                 try:  # keep the store up (rank 0 holds it outside torchrun) until all have read it
-                    self._wait({r: f"bye/{r}" for r in range(1, self.world)}, abort=False)
+                    self._wait({r: f"bye/{r}" for r in range(1, self.world) if r not in self.dead},
+                               abort=False)
                 except ResdiagError:
                     if error is not None:
                         raise
