@@ -70,8 +70,8 @@ def test_monitor_recorded_step_matches_cpu_with_one_host_sync():
     def run(device):
         torch.manual_seed(0)
         model = build(tiny()).to(device)
-        x = torch.randn(8, 3, 16, 16, device=device)
-        y = torch.randint(0, 10, (8,), device=device)
+        x = torch.randn(8, 3, 16, 16).to(device)  # drawn on the CPU: the same batch on both
+        y = torch.randint(0, 10, (8,)).to(device)
         monitor = Monitor(model, every=1)
         monitor.begin(0)
         torch.nn.functional.cross_entropy(model(x), y).backward()

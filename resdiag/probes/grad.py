@@ -14,8 +14,9 @@ the gradient of its own backward even when ``.grad`` accumulates, and a weight s
 layers is counted once, with its total gradient. The hook only keeps a reference; ``step`` takes
 all their norms in one fused call (``torch._foreach_norm``, as ``clip_grad_norm_`` does).
 Activation gradients dE/dx_l are read by tensor hooks placed, during the forward pass, on the
-input of every block and on the output of the last; their norms are taken in the hook, so the
-activation gradients are freed as usual. Norms are L2 norms of the flattened tensor (the
+input of every block and on the output of the last; the hooks keep the gradients and their norms
+are taken in fused batches (``PendingNorms``: at most 64 MiB held), so no kernel is launched per
+boundary inside the backward pass. Norms are L2 norms of the flattened tensor (the
 Frobenius norm) from ``resdiag.metrics.norms``: float64 accumulation (float64 tensors: exact
 power-of-two scaling), so a gradient that is non-zero in its own dtype never reads as 0 or inf.
 """
@@ -28,10 +29,42 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from resdiag.metrics.norms import l2_norm, l2_norms
+from resdiag.metrics.norms import l2_norms
 from resdiag.model_output import split_output
 from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
 from resdiag.probes.layers import Layer, find_blocks, find_layers
+
+
+_FLUSH_BYTES = 64 << 20  # activation gradients held before their norms are taken together
+
+
+class PendingNorms:
+    """Norms of activation gradients taken in batches, not one by one inside backward hooks.
+
+    A backward hook only keeps a reference to its gradient (no kernel launch: on a GPU a small
+    per-boundary reduction costs more in launch and dispatch than in arithmetic); once the kept
+    gradients pass 64 MiB, and at the end of the step, their norms are taken in one fused call
+    (``l2_norms``) and the gradients released. Holding a reference is safe: the autograd engine
+    reuses a gradient's memory in place only when nothing else refers to it. Costs at most 64 MiB
+    of device memory beyond what the backward pass holds anyway."""
+
+    def __init__(self):
+        self._grads: list[torch.Tensor] = []
+        self._sinks: list = []  # where each norm goes: a callable taking the float64 norm tensor
+        self._bytes = 0
+
+    def add(self, grad: torch.Tensor, sink) -> None:
+        self._grads.append(grad.detach())
+        self._sinks.append(sink)
+        self._bytes += grad.numel() * grad.element_size()
+        if self._bytes >= _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._grads:
+            for sink, norm in zip(self._sinks, l2_norms(self._grads), strict=True):
+                sink(norm)
+        self._grads, self._sinks, self._bytes = [], [], 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +103,7 @@ class GradientProbe(BoundaryHooks):
         self._bgrad: list[torch.Tensor | None] = []
         self._bmeta: list[tuple[str, tuple[int, ...]]] = []
         self._ograd: torch.Tensor | None = None
+        self._pending = PendingNorms()
 
     def _install(self) -> None:
         with torch.no_grad():
@@ -80,6 +114,11 @@ class GradientProbe(BoundaryHooks):
         for i, layer in enumerate(self.layers):
             if layer.weight.requires_grad and self.weights_from == "hook":
                 self._handles.append(layer.weight.register_hook(self._weight_hook(i)))
+
+    def close(self) -> None:
+        """Remove every hook and drop any activation gradient still held (a step never closed)."""
+        super().close()
+        self._pending = PendingNorms()
 
     # -- hooks -------------------------------------------------------------------------------
     def _weight_hook(self, i: int):
@@ -95,20 +134,20 @@ class GradientProbe(BoundaryHooks):
         self._bgrad.append(None)
         self._bmeta.append((label, tuple(tensor.shape)))
 
-        def hook(grad: torch.Tensor) -> None:
-            self._bgrad[slot] = l2_norm(grad)
+        def sink(norm: torch.Tensor) -> None:
+            self._bgrad[slot] = norm
 
-        tensor.register_hook(hook)
+        tensor.register_hook(lambda grad: self._pending.add(grad, sink))
 
     def _output_hook(self, module, args, output) -> None:
         """||dE/d output||: tells a loss that is flat in the output (nothing to judge) from a
         network that passes no gradient back from its output (vanishing)."""
         out = split_output(output)[0]
         if out is not None and out.requires_grad:
-            def hook(grad: torch.Tensor) -> None:
-                self._ograd = l2_norm(grad)
+            def sink(norm: torch.Tensor) -> None:
+                self._ograd = norm
 
-            out.register_hook(hook)
+            out.register_hook(lambda grad: self._pending.add(grad, sink))
 
     # -- steps -------------------------------------------------------------------------------
     def step(self, all_reduce: bool = False) -> GradStep:
@@ -118,6 +157,7 @@ class GradientProbe(BoundaryHooks):
         the activation-gradient norms of all ranks into those of the global batch,
         sqrt(sum_r ||g_r||^2) / world_size (DDP averages the ranks' gradients), so that every rank
         holds the same numbers. Weight gradients should then come from ``weights_from="grad"``."""
+        self._pending.flush()
         if self.weights_from == "grad":
             self._wgrad = [layer.weight.grad for layer in self.layers]
         keep = keep_boundaries([label for label, _ in self._bmeta])

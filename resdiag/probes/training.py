@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from resdiag.metrics.norms import l2_norm, l2_norms
+from resdiag.metrics.norms import l2_norms
 from resdiag.probes.boundaries import in_backward, keep_boundaries
 from resdiag.model_output import split_output
 from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms
@@ -104,7 +104,7 @@ class StepProbe(GradientProbe):
         self._norms: dict[str, list[torch.Tensor]] = {}  # label -> its norm in each micro-batch
         self._order: list[str] = []
         self._shape: dict[str, tuple[int, ...]] = {}
-        self._pending: dict[str, list[str]] = {}  # "<block>:<where>" -> labels to take on recompute
+        self._recompute: dict[str, list[str]] = {}  # "<block>:<where>" -> labels to take on recompute
         self._backward_seen = False
         self.micro_batches = 0
         self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
@@ -124,7 +124,7 @@ class StepProbe(GradientProbe):
         if not isinstance(tensor, torch.Tensor):
             return
         if in_backward():
-            pending = self._pending.get(label)
+            pending = self._recompute.get(label)
             if pending and tensor.requires_grad:
                 self._hook(tensor, pending.pop())  # backward runs the calls in reverse order
             return
@@ -134,11 +134,14 @@ class StepProbe(GradientProbe):
         if tensor.requires_grad:
             self._hook(tensor, label)
         elif not torch.is_grad_enabled():  # inside a reentrant checkpoint: hooked on recompute
-            self._pending.setdefault(label.split("#")[0], []).append(label)
+            self._recompute.setdefault(label.split("#")[0], []).append(label)
 
     def _hook(self, tensor: torch.Tensor, label: str) -> None:
+        def sink(norm: torch.Tensor) -> None:
+            self._norms.setdefault(label, []).append(norm)
+
         def hook(grad: torch.Tensor) -> None:
-            self._norms.setdefault(label, []).append(l2_norm(grad))
+            self._pending.add(grad, sink)
             self._backward_seen = True
 
         tensor.register_hook(hook)
@@ -154,6 +157,7 @@ class StepProbe(GradientProbe):
 
         Every tensor is reduced once: the gradient of each parameter of the model (the layer rows
         read theirs from it; ``param_grad_norms`` keeps them by name) and each layer's weight."""
+        self._pending.flush()
         labels = [label for label in self._order if label in self._norms]
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
         boundary = [torch.stack(self._norms[label]).square().sum().sqrt() for label in labels]
@@ -162,7 +166,8 @@ class StepProbe(GradientProbe):
         missing = [layer.weight for layer in self.layers if id(layer.weight) not in where]
         params = [p for _, p in named] + missing
         where |= {id(p): len(named) + i for i, p in enumerate(missing)}
-        grads, weights = [p.grad for p in params], [layer.weight for layer in self.layers]
+        unique = {id(layer.weight): layer.weight for layer in self.layers}  # tied weights once
+        grads, weights = [p.grad for p in params], list(unique.values())
         if flat_sharded(self.model):
             norms, seen = flat_sharded_norms(grads + weights)
             gnorms, wnorms, seen = norms[:len(grads)], norms[len(grads):], seen[:len(grads)]
@@ -178,7 +183,8 @@ class StepProbe(GradientProbe):
         host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
         g_host, w_host, a_host = host[:len(grads)], host[len(grads):len(grads) + len(weights)], \
             host[len(grads) + len(weights):]
-        self.weight_norms = tuple(w_host)
+        by_id = dict(zip(unique, w_host, strict=True))
+        self.weight_norms = tuple(by_id[id(layer.weight)] for layer in self.layers)
         self.param_grad_norms = {n: v for (n, _), v, ok in zip(named, g_host[:len(named)], seen[:len(named)], strict=True) if ok}
         rows = [where[id(layer.weight)] for layer in self.layers]
         step = GradStep(weight_grad=tuple(g_host[i] for i in rows),

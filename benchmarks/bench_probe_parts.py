@@ -1,0 +1,92 @@
+"""Where the gradient probe's overhead goes, part by part, measured side by side in one run.
+
+    python benchmarks/bench_probe_parts.py [--device auto] [--arch resnet110] [--batch-size 128]
+
+Interleaved with a bare forward+backward (median of R), the step recorded by ``GradientProbe``
+with parts of it switched off by replacing one method at a time: the full probe; boundary
+pre-hooks that return at once (the cost of the hooks' Python alone); boundary gradients hooked
+but not reduced; every norm in float32 instead of float64-accumulated. Prints each as a ratio to
+the bare step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import resdiag.probes.grad as grad_mod
+from resdiag.probes.grad import GradientProbe
+from resdiag.run.common import resolve_device, sync
+from resdiag.zoo import build, resolve
+
+
+def variants():
+    def no_boundary(self, tensor, label):
+        return None
+
+    def hook_only(self, tensor, label):
+        if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
+            tensor.register_hook(lambda g: None)
+
+    return {"full probe": {}, "pre-hooks only": {"_on_boundary": no_boundary},
+            "hooks, no norm": {"_on_boundary": hook_only},
+            "float32 norms": {"l2_norms": lambda ts: [torch.linalg.vector_norm(t.detach()) for t in ts]}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--arch", default="resnet110")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=30)
+    args = ap.parse_args()
+    dev = resolve_device(args.device)
+    torch.manual_seed(0)
+    model = build(resolve(args.arch)).to(dev).train()
+    x = torch.randn(args.batch_size, 3, 32, 32, device=dev)
+    y = torch.randint(0, 10, (args.batch_size,), device=dev)
+
+    def step():
+        for p in model.parameters():
+            p.grad = None
+        nn.functional.cross_entropy(model(x), y).backward()
+
+    for _ in range(3):
+        step()
+    times: dict[str, list[float]] = {"bare": []}
+    parts = variants()
+    for _ in range(args.repeats):
+        sync(dev)
+        t = time.perf_counter()
+        step()
+        sync(dev)
+        times["bare"].append(time.perf_counter() - t)
+        for name, patch in parts.items():
+            saved = {}
+            for attr, fn in patch.items():
+                owner = GradientProbe if attr == "_on_boundary" else grad_mod
+                saved[(owner, attr)] = getattr(owner, attr)
+                setattr(owner, attr, fn)
+            try:
+                with GradientProbe(model, weights_from="grad") as probe:
+                    sync(dev)
+                    t = time.perf_counter()
+                    step()
+                    probe.step()
+                    times.setdefault(name, []).append(time.perf_counter() - t)
+            finally:
+                for (owner, attr), fn in saved.items():
+                    setattr(owner, attr, fn)
+    bare = statistics.median(times["bare"])
+    print(f"{args.arch} batch {args.batch_size} on {dev}, torch {torch.__version__}, median of {args.repeats}")
+    print(f"bare step {bare * 1e3:.1f} ms")
+    for name in parts:
+        print(f"{name:24} {statistics.median(times[name]) / bare:6.3f}x")
+
+
+if __name__ == "__main__":
+    main()
