@@ -163,8 +163,8 @@ class Team:
         try:
             if error is not None:
                 self.failed(f"rank {self.rank}: {describe(error)}")
-            if self.main:
-                self._set("final", "" if error is None else describe(error))
+            if self.main:  # the first failure, with its rank and cell (``failed``), is what others say
+                self._set("final", "" if error is None else self._get("abort") or describe(error))
             if isinstance(error, KeyboardInterrupt):
                 return  # Ctrl-C or SIGTERM (torchrun ending the job): leave now, wait for no one
             if self.main:
