@@ -207,7 +207,8 @@ class Monitor:
         batch = shapes[0][0] if shapes and shapes[0] else 0
         mode = "train" if self.model.training else "eval"
         result = grad_flow_from_probe(probe, info, math.nan, 1, batch, 0, _device(self.model),
-                                      DataSpec("user"), mode, self.thresholds, objective=self.objective)
+                                      DataSpec("user"), mode, self.thresholds, objective=self.objective,
+                                      at_init=step == 0)  # later steps: weights the loop has trained
         rank = None
         if fprobe is not None:
             from resdiag.run.rank import rank_from_probe

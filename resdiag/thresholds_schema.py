@@ -90,6 +90,7 @@ THRESHOLD_RULES: dict[str, dict[str, Rule]] = {
         "at_explode_ratio": Rule(GROWTH, None),
         "vanish_ratio": Rule(FRACTION, "--vanish-ratio"),
         "explode_ratio": Rule(GROWTH, "--explode-ratio"),
+        "gain_max": Rule(GROWTH, None),  # a gain below 1 would call a variance-preserving layer exploding
     },
     "RankThresholds": {
         "feature_retention": Rule(FRACTION, "--min-retention"),

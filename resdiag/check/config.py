@@ -17,6 +17,7 @@ from resdiag.check.schema import ArchModel, ConfigFile, Settings, UserModel, key
 from resdiag.check.tolerance import Tolerance, parse_tolerance
 from resdiag.check.tomlfile import find_config, resdiag_section
 from resdiag.errors import ResdiagError
+from resdiag.run.spec_fields import ZOO_NAMES, zoo_config
 from resdiag.zoo import ModelConfig
 
 # The zoo's variant keys: what a built-in model may set beyond what every model may.
@@ -152,13 +153,9 @@ _PAIRS = tuple((lo, hi) for lo in LIMITS for hi in LIMITS
 
 
 def _builtin(m: ArchModel, loc: tuple, error) -> ModelConfig:
-    from resdiag.zoo import parse_shortcut, resolve
-
-    options = {k: getattr(m, k) for k in ("block", "placement", "norm", "width", "init", "init_gain",
-                                           "branch_gain", "num_classes")}
-    options["input_shape"] = tuple(m.input_shape) if m.input_shape else None
+    fields = {k: getattr(m, k) for k in ("init", "num_classes")}
     try:
-        return resolve(m.arch, m.depth, m.plain, shortcut=parse_shortcut(m.shortcut) if m.shortcut else None,
-                       projection=m.projection.upper() if m.projection else None, **options)
+        return zoo_config(m.arch, {k: getattr(m, k) for k in ZOO_NAMES},
+                          input_shape=tuple(m.input_shape) if m.input_shape else None, **fields)
     except ResdiagError as exc:
         raise error(loc, str(exc)) from None

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from resdiag.check.metrics import LIMITS, METRICS, PROBES
 from resdiag.check.tolerance import parse_tolerance
 from resdiag.errors import ResdiagError
+from resdiag.run.spec_fields import ZOO_OPTIONS, LossName, ZooOption
 from resdiag.thresholds_schema import METRIC_RANGES, Range
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -125,22 +126,25 @@ class _Model(Settings):
     num_classes: Annotated[int, Field(ge=2)] | None = None
 
 
-class ArchModel(_Model):
-    """A built-in model: the zoo's name and variant keys (docs/architectures.md)."""
+def _zoo_field(option: ZooOption):
+    """The pydantic field of one zoo option (resdiag/run/spec_fields.py declares them)."""
+    if option.type is bool:
+        return (bool, False)
+    kind: Any = option.type
+    if option.minimum is not None:
+        bound = {"gt": option.minimum} if option.exclusive else {"ge": option.minimum}
+        kind = Annotated[option.type, Field(**bound)]
+    return (Union[kind, None], None)
 
+
+class _ArchKeys(_Model):
     arch: str
-    depth: Annotated[int, Field(ge=1)] | None = None
-    plain: bool = False
-    shortcut: str | None = None
-    block: str | None = None
-    projection: str | None = None
-    placement: str | None = None
-    norm: str | None = None
-    width: Annotated[float, Field(gt=0)] | None = None
-    init: str | None = None
-    init_gain: Annotated[float, Field(ge=0)] | None = None
-    branch_gain: Annotated[float, Field(ge=0)] | None = None
+    init: str | None = None  # the zoo's init scheme (a config key only; docs/ci.md)
     input_shape: Shape | None = None
+
+
+# A built-in model: the zoo's name and variant keys (docs/architectures.md), one field per ZOO_OPTIONS.
+ArchModel = create_model("ArchModel", __base__=_ArchKeys, **{o.name: _zoo_field(o) for o in ZOO_OPTIONS})
 
 
 class UserModel(_Model):
@@ -152,7 +156,7 @@ class UserModel(_Model):
     tokens: Annotated[int, Field(ge=1)] | None = None  # sequence length of int64 token ids
     vocab: Annotated[int, Field(ge=2)] | None = None  # token ids in [0, vocab); None: from the model
     blocks: Annotated[str, Field(min_length=1), AfterValidator(_regex)] | None = None
-    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    loss: LossName = "cross_entropy"
 
     @model_validator(mode="after")
     def _one_input(self) -> UserModel:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, fields
+from dataclasses import fields, make_dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +17,7 @@ import typer
 
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.errors import ResdiagError
+from resdiag.run.spec_fields import ZOO_NAMES, ZOO_OPTIONS, default, zoo_config
 
 DEFAULT_GRAD = GradThresholds()
 DEFAULT_RANK = RankThresholds()
@@ -144,45 +145,31 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-@dataclass(frozen=True, kw_only=True)
-class ModelOptions:
-    """The model options of a command, as given (None: not given)."""
-
-    arch: str | None = None
-    depth: int | None = None
-    plain: bool = False
-    shortcut: str | None = None
-    block: str | None = None
-    projection: str | None = None
-    placement: str | None = None
-    norm: str | None = None
-    width: float | None = None
-    num_classes: int | None = None
-    input_shape: str | None = None
-    tokens: int | None = None
-    vocab: int | None = None
-    init_gain: float | None = None
-    branch_gain: float | None = None
-    model: str | None = None
-    blocks: str | None = None
-    checkpoint: Path | None = None
-    loss: str = "cross_entropy"
-
-    def given(self) -> bool:
-        """Whether any option was given (train: else the model comes from --resume)."""
-        return any(getattr(self, f.name) != f.default for f in fields(self))
+def _given(self) -> bool:
+    """Whether any option was given (train: else the model comes from --resume)."""
+    return any(getattr(self, f.name) != f.default for f in fields(self))
 
 
-# The one declaration of the model options: (name, Annotated alias); defaults are ModelOptions'.
-MODEL_OPTIONS = (
-    ("arch", Arch), ("depth", Depth), ("plain", Plain), ("shortcut", ShortcutOpt), ("block", Block),
-    ("projection", Projection), ("placement", Placement), ("norm", Norm), ("width", Width),
-    ("num_classes", NumClasses), ("input_shape", InputShape), ("tokens", Tokens), ("vocab", Vocab),
-    ("init_gain", InitGain), ("branch_gain", BranchGain), ("model", UserModel), ("blocks", Blocks),
-    ("checkpoint", Checkpoint), ("loss", Loss),
-)
-_ZOO_ONLY = ("arch", "depth", "plain", "shortcut", "block", "projection", "placement", "norm", "width",
-             "init_gain", "branch_gain")
+# The model options of a command, as given (None: not given): a frozen, keyword-only dataclass whose
+# zoo fields are resdiag/run/spec_fields.py's ZOO_OPTIONS (one list for the CLI and check configs).
+ModelOptions = make_dataclass(
+    "ModelOptions",
+    [("arch", str | None, None),
+     *[(o.name, o.type if o.type is bool else o.type | None, default(o)) for o in ZOO_OPTIONS],
+     ("num_classes", int | None, None), ("input_shape", str | None, None), ("tokens", int | None, None),
+     ("vocab", int | None, None), ("model", str | None, None), ("blocks", str | None, None),
+     ("checkpoint", Path | None, None), ("loss", str, "cross_entropy")],
+    frozen=True, kw_only=True, namespace={"given": _given, "__module__": __name__})
+
+# The option of each ModelOptions field: (name, Annotated alias), in the dataclass's order.
+_ALIASES = {
+    "arch": Arch, "depth": Depth, "plain": Plain, "shortcut": ShortcutOpt, "block": Block,
+    "projection": Projection, "placement": Placement, "norm": Norm, "width": Width,
+    "num_classes": NumClasses, "input_shape": InputShape, "tokens": Tokens, "vocab": Vocab,
+    "init_gain": InitGain, "branch_gain": BranchGain, "model": UserModel, "blocks": Blocks,
+    "checkpoint": Checkpoint, "loss": Loss,
+}
+MODEL_OPTIONS = tuple((f.name, _ALIASES[f.name]) for f in fields(ModelOptions))
 
 
 def model_options(func):
@@ -209,15 +196,8 @@ def model_options(func):
 
 def model_config(opts: ModelOptions):
     """The validated zoo config for the model options of a command."""
-    from resdiag.zoo import parse_shortcut, resolve
-
-    return resolve(
-        opts.arch, opts.depth, opts.plain,
-        shortcut=parse_shortcut(opts.shortcut) if opts.shortcut is not None else None,
-        block=opts.block, projection=opts.projection.upper() if opts.projection else None,
-        placement=opts.placement, norm=opts.norm, width=opts.width, num_classes=opts.num_classes,
-        input_shape=parse_shape(opts.input_shape), init_gain=opts.init_gain, branch_gain=opts.branch_gain,
-    )
+    return zoo_config(opts.arch, {k: getattr(opts, k) for k in ZOO_NAMES}, num_classes=opts.num_classes,
+                      input_shape=parse_shape(opts.input_shape))
 
 
 def target_specs(opts: ModelOptions, *, seed: int, compare: bool = False) -> list:
@@ -241,7 +221,8 @@ def target_specs(opts: ModelOptions, *, seed: int, compare: bool = False) -> lis
             raise ResdiagError("--compare builds the twin at initialisation; it cannot take --checkpoint")
         cfgs = sorted([cfg, twin(cfg)] if compare else [cfg], key=lambda c: not c.plain)
         return [TargetSpec(arch=c, **common) for c in cfgs]
-    given = [f"--{k.replace('_', '-')}" for k in _ZOO_ONLY if getattr(opts, k) not in (None, False)]
+    zoo = ("arch", *ZOO_NAMES)
+    given = [f"--{k.replace('_', '-')}" for k in zoo if getattr(opts, k) not in (None, False)]
     if compare:
         given.append("--compare")
     if given:

@@ -20,6 +20,9 @@ Rules (each finding names its rule id and source):
 ``slope.vanishing`` / ``slope.exploding``  the fitted end-to-end factor exp(L * s), s the fitted
                          per-block slope of ln ||dE/dx_l|| toward the input, beyond the same
                          ratios: a trend over the whole profile, robust to a noisy end point.
+``scale.gain``           median matmul weight gain RMS(W) sqrt(fan_in) > ``gain_max`` (2) -> "exploding"
+                         (He et al. 2015, eq. 10; Glorot & Bengio 2010: n Var(w) = 1 to 2 preserves
+                         the forward variance; resdiag/diagnosis/scale.py).
 
 Evidence rules: a rule that cannot be applied says so, with status "inconclusive" and what to do.
 ``evidence.boundaries``  no block boundary was recorded: the boundary, slope and zero rules have
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import math
 
+from resdiag.diagnosis.scale import weight_scale
 from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.metrics.gradient import first_non_finite
 from resdiag.results import Finding, GradFlowSummary, Verdict
@@ -53,7 +57,10 @@ def diagnose(
     boundary_grads: list[float],
     boundary_names: list[str],
     t: GradThresholds = GradThresholds(),
+    at_init: bool = True,
 ) -> Verdict:
+    """``at_init``: the weights are an initialisation; else (a checkpoint, the Monitor) the weight-
+    scale rule, a statement about initialisations, is not applied."""
     findings: list[Finding] = []
     for values, names, what in (
         (weight_grads, weight_names, "weight gradient"),
@@ -77,6 +84,8 @@ def diagnose(
     slope = summary.log_growth_per_block
     fitted = math.exp(min(slope * n, 700.0)) if math.isfinite(slope) else math.nan
     findings += _ratio_rules("slope", fitted, f"fitted end-to-end factor exp({n} * slope)", t)
+    if at_init:
+        findings += weight_scale(summary.weight_gain_median, t)
     status = max((f.status for f in findings), key=SEVERITY.__getitem__, default="healthy")
     return Verdict(status, tuple(findings))
 

@@ -27,6 +27,10 @@ class GradThresholds:
     # End-to-end ||dE/dx_0|| / ||dE/dx_L|| (and the fitted factor exp(L s)), from the principle above:
     vanish_ratio: float = FLOAT32_UNIT_ROUNDOFF / HEALTHY_UPDATE_RATIO  # 5.96e-5
     explode_ratio: float = 1.0 / HEALTHY_UPDATE_RATIO  # 1e3
+    # Median matmul weight gain RMS(W) * sqrt(fan_in) (resdiag/diagnosis/scale.py): He et al. 2015 keep
+    # the forward variance at gain 1 (linear) to sqrt(2) (ReLU); above 2 the typical layer multiplies
+    # it by more than 4, twice the largest preserving factor (docs/gradflow.md has the calibration).
+    gain_max: float = 2.0
 
     def __post_init__(self) -> None:  # finite and in range, or ResdiagError (resdiag/thresholds_schema.py)
         check_thresholds(self)

@@ -51,6 +51,8 @@ _add(
            "block", "growth/block"),
     Metric("output_grad_norm", GRAD_FLOW, "higher", "||dE/d output||: 0 means the loss is flat in the "
            "output (nothing to judge)", "||dE/d out||"),
+    Metric("weight_gain_median", GRAD_FLOW, "lower", "median over the matmuls of RMS(W) * sqrt(fan_in), the "
+           "weight gain (He et al. 2015; about 1 to 1.41 preserves the forward variance)", "W gain median"),
     Metric("feature_erank_ratio_first", RANK, "higher", "erank / min(batch - 1, features) at x_0",
            "erank ratio x_0"),
     Metric("feature_erank_ratio_last", RANK, "higher", "erank / min(batch - 1, features) at x_L",

@@ -50,6 +50,11 @@ class Layer:
         return tuple(self.weight.shape)
 
     @property
+    def fan_out(self) -> int:
+        """Outputs of the map: the first dimension of ``matrix`` (He et al. 2015's fan-out)."""
+        return self.shape[1] if self.kind == "conv1d_t" else self.shape[0]
+
+    @property
     def matrix(self) -> torch.Tensor:
         """The detached weight as the map acts: out x in (x kernel). HF's Conv1D stores in x out and
         computes x @ W, so it is transposed; singular values, hence every rank metric, and the

@@ -45,6 +45,8 @@ class GradFlowSummary:
     # ||dE/d output|| (mean over batches) of the model's output: 0 means the loss is flat in the
     # output (nothing to judge), NaN that it was not recorded (older results, or no tensor output)
     output_grad_norm: float = math.nan
+    # median over the matmuls of RMS(W) * sqrt(fan_in) (resdiag/metrics/scale.py); NaN in older results
+    weight_gain_median: float = math.nan
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from resdiag.diagnosis.gradflow import diagnose
 from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.errors import ResdiagError
 from resdiag.metrics.gradient import end_to_end_ratio, log_growth_per_block, mean_std, unit_norms
+from resdiag.metrics.scale import median_gain
 from resdiag.probes.grad import GradientProbe
 from resdiag.probes.layers import MATMUL_KINDS, find_blocks
 from resdiag.results import (
@@ -75,12 +76,15 @@ def grad_flow(
             probe.step()
         loss_mean = torch.stack(losses).mean().item()
     return grad_flow_from_probe(probe, target.info, loss_mean, batches, batch_size, seed, str(dev), data,
-                                mode, thresholds, objective=target.objective)
+                                mode, thresholds, objective=target.objective,
+                                at_init=target.spec.checkpoint is None)
 
 
 def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, data, mode, thresholds,
-                         objective: str = "cross_entropy") -> GradFlowResult:
-    """The GradFlowResult of the steps ``probe`` recorded: means, summary and verdict."""
+                         objective: str = "cross_entropy", at_init: bool = True) -> GradFlowResult:
+    """The GradFlowResult of the steps ``probe`` recorded: means, summary and verdict. ``at_init``:
+    whether the weights are an initialisation (no checkpoint loaded; not the Monitor's trained
+    weights), the only case the weight-scale rule speaks about."""
     if len({s.boundary_names for s in probe.steps}) > 1:
         raise ResdiagError("the blocks the model calls changed between batches; resdiag averages each "
                            "boundary over batches, so run with --batches 1")
@@ -116,11 +120,21 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
         log_growth_per_block=slope,
         growth_per_block=_exp(slope),
         output_grad_norm=mean_std([[s.output_grad] for s in probe.steps])[0][0],
+        # every matmul's weight, with or without a gradient: the scale rule reads the weights
+        weight_gain_median=_gain_median(probe.layers, probe.weight_norms),
     )
-    verdict = diagnose(summary, units, unit_names, b_mean, list(step.boundary_names), thresholds)
+    verdict = diagnose(summary, units, unit_names, b_mean, list(step.boundary_names), thresholds,
+                       at_init=at_init)
     run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__,
                   objective)
     return GradFlowResult(info, run, layers, boundaries, summary, verdict)
+
+
+def _gain_median(layers, weight_norms) -> float:
+    """The median weight gain of the matmuls (resdiag/metrics/scale.py), from their Frobenius norms."""
+    pairs = zip(layers, weight_norms, strict=True)
+    matmuls = [(layer, wn) for layer, wn in pairs if layer.kind in MATMUL_KINDS]
+    return median_gain([wn for _, wn in matmuls], [layer.fan_out for layer, _ in matmuls])
 
 
 def _div(a: float, b: float) -> float:

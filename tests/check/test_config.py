@@ -16,6 +16,7 @@ from resdiag.check.schema import ArchModel, Baseline, ConfigFile, UserModel
 from resdiag.check.metrics import LIMITS, METRICS
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.errors import ResdiagError
+from resdiag.run.spec_fields import LOSSES, ZOO_NAMES
 from resdiag.thresholds_schema import METRIC_RANGES
 from resdiag.zoo import resolve
 
@@ -211,7 +212,8 @@ BAD = [
     (USER.replace("[3]", "[0]"), "models.m.input_shape[0]: must be ≥ 1, got 0"),
     (USER + "num_classes = 1\n", "models.m.num_classes: must be ≥ 2, got 1"),
     (USER + "plain = true\n", "models.m.plain: applies to built-in models ('arch') only"),
-    (USER + 'loss = "hinge"\n', "models.m.loss: must be 'cross_entropy' or 'mse', got string 'hinge'"),
+    (USER + 'loss = "hinge"\n',
+     "models.m.loss: must be 'cross_entropy', 'mse' or 'model', got string 'hinge'"),
     ("x = [1\n", "invalid TOML"),
 ]
 
@@ -241,6 +243,56 @@ def test_user_model_keys_pass_through(tmp_path):
     assert (m.source, lm.source) == (f"{tmp_path / 'resdiag.toml'}: models.m",
                                      f"{tmp_path / 'resdiag.toml'}: models.lm")
     assert load(tmp_path, MODEL).models[0].tokens is None
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_user_model_takes_every_loss_the_cli_takes(tmp_path, loss):
+    """``loss = "model"`` (the output's own loss, as ``--loss model``) is accepted like the others."""
+    assert load(tmp_path, USER + f"loss = '{loss}'\n").models[0].loss == loss
+
+
+def test_zoo_options_are_one_list_for_the_cli_and_the_config():
+    """check's ArchModel and the CLI's ModelOptions both read resdiag/run/spec_fields.ZOO_OPTIONS."""
+    from resdiag.cli.options import ModelOptions
+
+    options = {f.name for f in dataclasses.fields(ModelOptions)}
+    assert set(ZOO_NAMES) <= set(ArchModel.model_fields) and set(ZOO_NAMES) <= options
+    assert set(ArchModel.model_fields) - set(ZOO_NAMES) - set(UserModel.model_fields) == {"arch", "init"}
+    assert options - set(ZOO_NAMES) - set(UserModel.model_fields) == {"arch", "checkpoint"}
+
+
+HF_LM = """
+batches = 1
+batch_size = 4
+rank_batch_size = 8
+[[models]]
+name = "lm"
+model = "tests.run.factories:{factory}"
+tokens = 8
+loss = "model"
+gates = {{ require_healthy = false }}
+"""
+
+
+@pytest.mark.parametrize("factory", ["gpt2", "bert"])
+def test_check_runs_an_hf_model_on_its_own_loss(config, cli, tmp_path, factory):
+    """End to end: ``resdiag check`` on a HuggingFace factory with ``loss = "model"`` (token ids
+    passed as ``labels``): the run records E as the model's own loss, and its grad-flow numbers are
+    those of ``resdiag grad-flow --loss model`` on the same factory and seed."""
+    pytest.importorskip("transformers")
+    path = config(text=HF_LM.format(factory=factory))
+    code, out, err = cli("check", "--config", path, "--format", "json")
+    assert code in (0, 1), err
+    (model,) = json.loads(out)["models"]
+    assert model["fingerprint"]["config"]["loss"] == "model"
+    gf = tmp_path / "gf.json"
+    code, _, err = cli("grad-flow", "--model", f"tests.run.factories:{factory}", "--tokens", 8, "--loss",
+                       "model", "--batches", 1, "--batch-size", 4, "--seed", 0, "--json", gf)
+    assert code == 0, err
+    want = json.loads(gf.read_text())
+    assert want["run"]["objective"] == "model"
+    for name in ("boundary_ratio", "weight_first_last_ratio"):
+        assert model["metrics"][name] == pytest.approx(want["summary"][name], rel=1e-6)
 
 
 def test_several_errors_give_the_first_and_name_the_others(tmp_path):

@@ -29,7 +29,7 @@ def test_check_gates_and_baselines_read_the_registry():
 
 def test_values_reads_every_field():
     s = GradFlowSummary(weight_first_last_ratio=1.0, boundary_ratio=2.0, log_growth_per_block=0.5,
-                        growth_per_block=1.6, output_grad_norm=0.25)
+                        growth_per_block=1.6, output_grad_norm=0.25, weight_gain_median=3.0)
     assert values(GRAD_FLOW, s) == {"weight_first_last_ratio": 1.0, "boundary_ratio": 2.0,
                                     "log_growth_per_block": 0.5, "growth_per_block": 1.6,
-                                    "output_grad_norm": 0.25}
+                                    "output_grad_norm": 0.25, "weight_gain_median": 3.0}

@@ -17,23 +17,23 @@ transformers.logging.set_verbosity_error()
 VOCAB, SEQ, BATCH = 64, 8, 4
 
 
-def gpt2(init_std: float = 0.02, layers: int = 3):
-    cfg = transformers.GPT2Config(n_layer=layers, n_embd=32, n_head=4, vocab_size=VOCAB, n_positions=SEQ,
+def gpt2(init_std: float = 0.02, layers: int = 3, width: int = 32):
+    cfg = transformers.GPT2Config(n_layer=layers, n_embd=width, n_head=4, vocab_size=VOCAB, n_positions=SEQ,
                                   initializer_range=init_std, bos_token_id=0, eos_token_id=0,
                                   resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     return transformers.GPT2LMHeadModel(cfg)
 
 
-def llama(layers: int = 3):
-    cfg = transformers.LlamaConfig(num_hidden_layers=layers, hidden_size=32, intermediate_size=64,
+def llama(layers: int = 3, width: int = 32):
+    cfg = transformers.LlamaConfig(num_hidden_layers=layers, hidden_size=width, intermediate_size=2 * width,
                                    num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
                                    max_position_embeddings=SEQ, bos_token_id=0, eos_token_id=0,
                                    pad_token_id=0)
     return transformers.LlamaForCausalLM(cfg)
 
 
-def bert(layers: int = 3):
-    cfg = transformers.BertConfig(num_hidden_layers=layers, hidden_size=32, intermediate_size=64,
+def bert(layers: int = 3, width: int = 32):
+    cfg = transformers.BertConfig(num_hidden_layers=layers, hidden_size=width, intermediate_size=2 * width,
                                   num_attention_heads=4, vocab_size=VOCAB, max_position_embeddings=SEQ,
                                   num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                                   pad_token_id=0)
@@ -68,7 +68,8 @@ def batch(name: str, seed: int = 0):
 
 
 def loss_of(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return loss_from_logits(name, model(x).logits, y)
+    out = model(x)
+    return loss_from_logits(name, getattr(out, "logits", out), y)
 
 
 def loss_from_logits(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

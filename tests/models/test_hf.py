@@ -19,7 +19,6 @@ from tests.models.support import (
     loss_of,
     norm,
     remove_residuals,
-    scale_weights,
 )
 
 NAMES = list(MODELS)
@@ -133,16 +132,6 @@ def test_gpt2_intact_is_not_vanishing():
     rec = _monitor(gpt2(), "gpt2", features=False)
     assert rec.result.verdict.findings == ()
     assert rec.result.summary.weight_first_last_ratio > 1e-3
-
-
-# Measured: 3-layer GPT-2 with every weight x10 gives first/last ratio 0.87, ||dE/dx_0||/||dE/dx_L||
-# 6.6 (growth 1.8 per block): every LayerNorm undoes the scale, no rule fires. Kept as a strict xfail
-# so the day a rule catches it this test says so.
-@pytest.mark.xfail(strict=True, reason="x10 weights in a pre-LN GPT-2 are normalised away; no rule fires")
-def test_gpt2_weights_times_10_are_flagged():
-    torch.manual_seed(0)
-    rec = _monitor(scale_weights(gpt2(), 10.0), "gpt2", features=False)
-    assert rec.result.verdict.status != "healthy", rec.result.summary
 
 
 def test_gpt2_without_residuals_collapses_its_tokens():
