@@ -54,11 +54,11 @@ def resnet18(classes: int = 1000) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def problem(name: str, batch: int, device: str = "cpu"):
+def problem(name: str, batch: int, device: str = "cpu", image: int = 112):
     g = torch.Generator().manual_seed(0)
     if name == "resnet18":
         model = resnet18().to(device)
-        x, y = torch.randn(batch, 3, 112, 112, generator=g), torch.randint(0, 1000, (batch,), generator=g)
+        x, y = torch.randn(batch, 3, image, image, generator=g), torch.randint(0, 1000, (batch,), generator=g)
         x, y = x.to(device), y.to(device)
         return model, lambda: nn.functional.cross_entropy(model(x), y)
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -68,9 +68,9 @@ def problem(name: str, batch: int, device: str = "cpu"):
     return model, lambda: model(input_ids=ids, labels=ids).loss
 
 
-def bench(name: str, batch: int, repeats: int, device: str = "cpu") -> dict[str, float]:
+def bench(name: str, batch: int, repeats: int, device: str = "cpu", image: int = 112) -> dict[str, float]:
     torch.manual_seed(0)
-    model, loss_fn = problem(name, batch, device)
+    model, loss_fn = problem(name, batch, device, image)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
@@ -108,13 +108,14 @@ def main() -> None:
     ap.add_argument("--models", default="resnet18,gpt2")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--image-size", type=int, default=112, help="ResNet-18's input side (GPT-2: sequences of 64)")
     args = ap.parse_args()
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {args.device} ({where}), batch {args.batch_size}, median of {args.repeats}, "
-          "interleaved")
+    print(f"torch {torch.__version__}, {args.device} ({where}), batch {args.batch_size}, ResNet-18 at "
+          f"{args.image_size}x{args.image_size}, median of {args.repeats}, interleaved")
     print(f"{'model':10} {'bare step':>10} {'between':>8} {'recorded':>9} {'features':>9}  (targets 1.01 1.10 1.5)")
     for name in args.models.split(","):
-        r = bench(name, args.batch_size, args.repeats, args.device)
+        r = bench(name, args.batch_size, args.repeats, args.device, args.image_size)
         print(f"{name:10} {r['bare_s']:9.3f}s {r['between']:7.3f}x {r['recorded']:8.3f}x {r['features']:8.3f}x")
 
 

@@ -1,3 +1,5 @@
+import signal
+
 import pytest
 import torch
 
@@ -9,3 +11,11 @@ def _small_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C raises KeyboardInterrupt, whatever handler an earlier test (or library) left installed."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)

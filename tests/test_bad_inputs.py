@@ -48,6 +48,7 @@ def files(tmp: Path) -> dict[str, object]:
     ok = 'seed = 0\n[[models]]\nname = "a"\narch = "resnet8"\nwidth = 0.25\ninput_shape = [3, 8, 8]\n'
     (tmp / "ok.toml").write_text(ok)
     (tmp / "bigseed.toml").write_text(ok.replace("seed = 0", "seed = 99999999999999999999"))
+    (tmp / "bigthreads.toml").write_text(ok.replace("seed = 0", "seed = 0\nthreads = 99999999999999999999"))
     (tmp / "huge.json").write_text('{"schema": "resdiag.baseline", "schema_version": 1, "resdiag_version": '
                                    '"0", "torch_version": "0", "device": "cpu", "seed": 0, "threads": 1, '
                                    '"models": {"a": {"fingerprint": {}, "metrics": {"loss": 1'
@@ -61,6 +62,17 @@ def files(tmp: Path) -> dict[str, object]:
                 "identity": {"name": "os:abort", "family": "user", "config": {}, "input_shape": [8],
                              "num_classes": 5}},
                tmp / "names_code.pt")  # a data file that names code: resdiag must never call it
+    os.mkfifo(tmp / "fifo.json")  # a reader-less pipe: replacing it or writing into it is wrong
+    (tmp / "loop.json").symlink_to("loop.json")
+    (tmp / "nowhere.json").symlink_to(tmp / "no" / "dir" / "o.json")
+    (tmp / "held").mkdir()  # a finished run: its checkpoint is what --overwrite would delete
+    (tmp / "held" / "checkpoint.pt").write_bytes((tmp / "plain8.pt").read_bytes())
+    (tmp / "held" / "train.jsonl").write_text('{"type": "start", "step": 0}\n')
+    (tmp / "held_link").symlink_to(tmp / "held")
+    os.link(tmp / "held" / "checkpoint.pt", tmp / "hardlink.pt")
+    (tmp / "empty.toml").write_text("")
+    (tmp / "empty.json").write_text("")
+    (tmp / "nan.json").write_text((tmp / "huge.json").read_text().replace("1" + "0" * 400, "NaN"))
     return {}
 
 
@@ -214,6 +226,44 @@ CASES = [
      "--quick"),
     ("claims unknown budget", ["claims", "--out", "{tmp}/c", "--budget", "huge"], "unknown --budget"),
     ("claims unknown data", ["claims", "--out", "{tmp}/c", "--data", "mnist"], "unknown data"),
+    # issue 13, round three: outputs that are not plain files, links, names, inputs inside --out
+    ("json output is a pipe", ["grad-flow", *TINY, "--json", "{tmp}/fifo.json"], "not a regular file"),
+    ("junit output is a pipe", ["check", "--config", "{tmp}/ok.toml", "--junitxml", "{tmp}/fifo.json"], ".xml"),
+    ("json output is a symlink loop", ["rank", *TINY, "--json", "{tmp}/loop.json"], "cannot be followed"),
+    ("json symlink into a missing folder", ["grad-flow", *TINY, "--json", "{tmp}/nowhere.json"],
+     "does not exist"),
+    ("json name too long", ["grad-flow", *TINY, "--json", "{tmp}/" + "n" * 240 + ".json"], "too long"),
+    ("newline in an output path", ["grad-flow", *TINY, "--json", "{tmp}/no\ndir/o.json"], "no\\ndir"),
+    ("plot without a name", ["rank", *TINY, "--plot", "{tmp}/.png"], "give a file name before"),
+    ("train overwrite deletes its --checkpoint", ["train", *TINY, "--checkpoint", "{tmp}/held/checkpoint.pt",
+                                                  "--out", "{tmp}/held", "--overwrite"], "replaces or deletes"),
+    ("train overwrite deletes a hard link's file", ["train", *TINY, "--checkpoint", "{tmp}/hardlink.pt",
+                                                    "--out", "{tmp}/held", "--overwrite"], "replaces or deletes"),
+    ("train out through a symlink holds the input", ["train", *TINY, "--checkpoint",
+                                                     "{tmp}/held/checkpoint.pt", "--out", "{tmp}/held_link",
+                                                     "--overwrite"], "replaces or deletes"),
+    ("train resume from the log it replaces", ["train", "--resume", "{tmp}/held/train.jsonl",
+                                               "--out", "{tmp}/held", "--overwrite"], "replaces or deletes"),
+    ("train out already holds a run", ["train", *TINY, "--out", "{tmp}/held"], "already holds a run"),
+    ("train out is a symlink loop", ["train", *TINY, "--out", "{tmp}/loop.json"], "cannot be followed"),
+    ("train out is a link to a missing folder", ["train", *TINY, "--out", "{tmp}/nowhere.json"],
+     "which does not exist"),
+    ("empty config", ["check", "--config", "{tmp}/empty.toml"], "no models"),
+    ("config threads beyond a C int", ["check", "--config", "{tmp}/bigthreads.toml"], "threads"),
+    ("empty baseline", ["check", "--config", "{tmp}/ok.toml", "--baseline", "{tmp}/empty.json"],
+     "cannot read baseline"),
+    ("baseline is a pipe", ["check", "--config", "{tmp}/ok.toml", "--baseline", "{tmp}/fifo.json",
+                            "--update-baseline"], "not a regular file"),
+    ("config is a folder", ["check", "--config", "{tmp}/held"], "is a folder"),
+    ("train nan learning rate", ["train", *TINY, "--lr", "nan", "--out", "{tmp}/run"], "--lr"),
+    ("train infinite weight decay", ["train", *TINY, "--weight-decay", "inf", "--out", "{tmp}/run"],
+     "--weight-decay"),
+    ("nan shortcut scale", ["grad-flow", *TINY, "--shortcut", "scale:nan"], "finite"),
+    ("nan rank tolerance", ["rank", *TINY, "--rtol", "nan"], "--rtol"),
+    ("models with an argument", ["models", "resnet"], "unexpected extra argument"),
+    ("claims out is a symlink loop", ["claims", "--quick", "--out", "{tmp}/loop.json"], "cannot be followed"),
+    ("sweep out is a symlink loop", ["sweep", "--out", "{tmp}/loop.json", "--families", "mlp", "--depths", "2"],
+     "cannot be followed"),
 ]
 
 SENTINEL = "previous contents\n"
@@ -228,13 +278,25 @@ def run_case(argv: list[str], tmp: Path) -> tuple[int, str, bool]:
     if argv[0] in ("grad-flow", "rank") and "--json" not in argv:
         (tmp / "out.json").write_text(SENTINEL)
         argv += ["--json", str(tmp / "out.json")]
-    before = {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
+    before = snapshot(tmp)
     with warnings.catch_warnings(record=True) as caught:  # a warning would be a second stderr line
         warnings.simplefilter("always")
         code, err = invoke(argv)
     err += "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
-    after = {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
-    return code, err, before == after
+    return code, err, before == snapshot(tmp)
+
+
+def snapshot(tmp: Path) -> dict[Path, object]:
+    """Every file's bytes and every folder, link and pipe under ``tmp`` (a folder left behind counts)."""
+    out: dict[Path, object] = {}
+    for p in tmp.rglob("*"):
+        if p.is_symlink():
+            out[p] = ("link", os.readlink(p))
+        elif p.is_file():
+            out[p] = p.read_bytes()
+        else:
+            out[p] = "folder" if p.is_dir() else "other"
+    return out
 
 
 @pytest.fixture(autouse=True)
@@ -265,23 +327,29 @@ def markdown() -> str:
              "Every case exits with code 2, prints one line on stderr, no traceback, and creates or",
              "changes no file. Generated by `python -m tests.test_bad_inputs > docs/bad-inputs.md` and",
              "checked by `tests/test_bad_inputs.py`; paths are shortened to `TMP/`.", "",
-             "Outputs are checked before any work: a name with the right suffix, a folder that exists and",
-             "takes a new file, no two outputs on one file, no output on a file the command reads.",
-             "Beyond this table, `tests/test_output_faults.py` and `tests/test_process_faults.py` hold",
-             "the faults around a run: an error exit writes none of the outputs (`grad-flow`, `rank`,",
-             "`check`: all-or-nothing, the baseline included); a stdout closed by its reader (`| head`)",
+             "Outputs are checked before any work: a name with the right suffix and short enough for its",
+             "temporary file, a plain file or none (not a pipe or a device), a symbolic link that can be",
+             "followed, a folder that exists and takes a new file, no two outputs on one file, no output on",
+             "a file the command reads, and no input inside a `train --out` folder where the run writes.",
+             "Beyond this table, `tests/test_output_group.py`, `tests/test_output_faults.py`,",
+             "`tests/test_process_faults.py` and `tests/train/test_folder.py` hold the faults around a run:",
+             "the outputs of `grad-flow`, `rank` and `check` are written as a group, all or nothing (a",
+             "failure on any one of them, simulated, leaves every file as it was: the baseline, the JUnit",
+             "file, the step summary); a stdout closed by its reader (`| head`) or at the start (`>&-`)",
              "loses no file and keeps the exit code; SIGTERM exits 143 like Ctrl-C (130), one line, no",
              "temporary file, no worker of `sweep --jobs` left running; Ctrl-C during the imports is one",
-             "line too; `train` locks its folder and `--overwrite` replaces a run only once the new one",
-             "has a checkpoint; `sweep` reuses a cell only if computed with the same settings (probes,",
-             "batches, batch sizes, device, tokens, data) and refuses a repeated depth or seed; what a",
-             "user's model prints goes to stderr; its leftover threads do not keep resdiag running.", "",
+             "line too; `train` locks its folder, keeps nothing of a run stopped before its first",
+             "checkpoint, never tears a line of `train.jsonl`, and `--overwrite` replaces a run only once",
+             "the new one has a checkpoint; `sweep` reuses a cell only if computed with the same settings",
+             "(probes, batches, batch sizes, device, tokens, data) and refuses a repeated depth or seed;",
+             "what a user's model prints goes to stderr (`train` too); its leftover threads do not keep",
+             "resdiag running. docs/security.md states what each command writes and when.", "",
              "| case | command | message |", "|---|---|---|"]
     os.chdir(ROOT)
     for case, argv, _ in CASES:
         with tempfile.TemporaryDirectory() as d:
             code, err, _ = run_case(list(argv), Path(d))
-            shown = " ".join(argv).replace("{tmp}", "TMP").replace("|", "\\|")
+            shown = " ".join(argv).replace("{tmp}", "TMP").replace("|", "\\|").replace("\n", "\\n")
             msg = err.strip().replace(d, "TMP").replace("|", "\\|")
             lines.append(f"| {case} | `resdiag {shown}` | `{msg}` |")
     return "\n".join(lines) + "\n"

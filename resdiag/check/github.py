@@ -47,5 +47,7 @@ def _cell(text: str) -> str:
 
 
 def append_summary(path: Path, result: CheckResult) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(markdown(result))
+    """Append the Markdown summary to ``path``: all of it, or (on a write error) nothing."""
+    from resdiag.writes import Write, write_all
+
+    write_all([Write(path=path, data=markdown(result), append=True)])

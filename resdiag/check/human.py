@@ -1,22 +1,32 @@
-"""The human output of ``resdiag check``: one rich table of gates, then a one-line summary."""
+"""The human output of ``resdiag check``: a table of gates per model, then a summary."""
 
 from __future__ import annotations
 
 from resdiag.check.result import CheckResult, fmt
 
 
-def check_table(result: CheckResult):
-    """A rich Table: model, gate, measured value, limit, pass/FAIL; failures in red."""
-    from rich.table import Table
+def check_tables(result: CheckResult) -> list:
+    """One table per model: gate, measured value, limit, pass/FAIL (failures in red). Readable at any
+    width, no name or number cut (resdiag.report.fit): at 80 columns the limits wrap between words,
+    at 40 each gate is a block of lines."""
+    from rich.text import Text
 
-    t = Table(title=f"resdiag check (seed {result.seed}, {result.device}, {result.threads} threads, "
-                    f"torch {result.torch_version})")
-    for col, style in (("model", "bold"), ("gate", None), ("value", None), ("limit", None), ("result", None)):
-        t.add_column(col, style=style, overflow="fold", justify="right" if col == "value" else "left")
+    from resdiag.report.fit import Column, FitTable
+
+    tables: dict[str, FitTable] = {}
     for g in result.gates:
-        mark = "[green]pass[/]" if g.passed else "[bold red]FAIL[/]"
-        t.add_row(g.model, g.name, fmt(g.value), g.limit, mark)
-    return t
+        if g.model not in tables:
+            tables[g.model] = FitTable(f"model {g.model}", [
+                Column("gate", "left"), Column("value"), Column("limit", "left", wrap=True),
+                Column("result", "left")])
+        mark = Text("pass", style="green") if g.passed else Text("FAIL", style="bold red")
+        tables[g.model].add_row(g.name, fmt(g.value), g.limit, mark)
+    return list(tables.values())
+
+
+def title(result: CheckResult) -> str:
+    return (f"resdiag check (seed {result.seed}, {result.device}, {result.threads} threads, "
+            f"torch {result.torch_version})")
 
 
 def summary_line(result: CheckResult) -> str:
@@ -29,5 +39,7 @@ def summary_line(result: CheckResult) -> str:
 
 
 def print_check(console, result: CheckResult) -> None:
-    console.print(check_table(result))
+    console.print(title(result), style="bold", highlight=False)
+    for table in check_tables(result):
+        console.print(table)
     console.print(summary_line(result), highlight=False, markup=True)

@@ -28,12 +28,14 @@ def baseline_path(cfg: CheckConfig, given: Path | None, update: bool) -> Path | 
     return path
 
 
-def run_check(cfg: CheckConfig, baseline: Path | None = None, update_baseline: bool = False) -> CheckResult:
+def run_check(cfg: CheckConfig, baseline: Path | None = None, update_baseline: bool = False, *,
+              write: bool = True) -> CheckResult:
     """Run every model's probes and evaluate its gates.
 
     With a baseline (``baseline`` or ``baseline.file``) each metric is also compared with the stored
     one; with ``update_baseline`` the baseline is (re)written from this run instead, atomically, and
-    only the absolute gates decide.
+    only the absolute gates decide. ``write=False`` leaves that write to the caller, which writes it
+    together with its other outputs (``resdiag check``: all or nothing, ``resdiag.writes``).
     """
     import torch
 
@@ -57,7 +59,7 @@ def run_check(cfg: CheckConfig, baseline: Path | None = None, update_baseline: b
                          tuple(gates))
     if base is not None:
         result = dataclasses.replace(result, warnings=tuple(warnings(result, base)))
-    if update_baseline:
+    if update_baseline and write:
         write_baseline(path, result)
     return result
 
@@ -77,7 +79,11 @@ def _torch_settings(threads: int | None, deterministic: bool) -> Iterator[int]:
               torch.backends.cudnn.benchmark, os.environ.get(_CUBLAS))
     try:
         if threads is not None:
-            torch.set_num_threads(threads)
+            try:
+                torch.set_num_threads(threads)
+            except (ValueError, RuntimeError, OverflowError):  # beyond a C int: torch cannot
+                raise ResdiagError(f"threads = {threads}: torch cannot run that many threads; give the "
+                                   f"number of CPU cores or fewer ({os.cpu_count()} here)") from None
         if deterministic:
             os.environ.setdefault(_CUBLAS, ":4096:8")
             torch.use_deterministic_algorithms(True)

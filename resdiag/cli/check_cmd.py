@@ -46,16 +46,12 @@ def check(config: ConfigOpt = None, baseline: BaselineOpt = None, update_baselin
         path = baseline_path(cfg, baseline, update_baseline)
         summary = _summary_path(output_format)
         _check_paths(cfg, path, update_baseline, junitxml, summary)
-        from resdiag.results import all_or_nothing, atomic_write
+        with user_prints_to_stderr():
+            result = run_check(cfg, path, update_baseline, write=False)
+        from resdiag.writes import write_all
 
-        with user_prints_to_stderr(), all_or_nothing():
-            # the baseline and the JUnit file are both written, or neither
-            result = run_check(cfg, path, update_baseline)
-            if junitxml is not None:
-                from resdiag.check.junit import junit_xml
-
-                atomic_write(junitxml, junit_xml(result))
-        _render(result, output_format, cfg.file, summary)
+        write_all(_outputs(result, junitxml, path if update_baseline else None, summary))
+        _render(result, output_format, cfg.file)
         if update_baseline:
             sys.stderr.write(f"resdiag: wrote baseline {path} ({len(result.models)} models)\n")
     if not result.passed:
@@ -73,7 +69,7 @@ def _check_paths(cfg, baseline: Path | None, update: bool, junitxml: Path | None
     a file it reads (the config, the baseline it compares with, a model's checkpoint)."""
     from resdiag.paths import check_paths, check_suffix
 
-    outputs = [("--junitxml", junitxml, (".xml",)), ("GITHUB_STEP_SUMMARY", summary, ())]
+    outputs = [("--junitxml", junitxml, (".xml",)), ("GITHUB_STEP_SUMMARY", summary, (), True)]
     inputs = [("--config", cfg.file)]
     if update:
         outputs.append(("--baseline", baseline, (".json",)))
@@ -83,17 +79,36 @@ def _check_paths(cfg, baseline: Path | None, update: bool, junitxml: Path | None
     check_paths(outputs, inputs)
 
 
-def _render(result, output_format: str, config_file: Path, summary: Path | None) -> None:
+def _outputs(result, junitxml: Path | None, baseline: Path | None, summary: Path | None) -> list:
+    """Every file this check writes, rendered before any is written (they are written as a group)."""
+    from resdiag.writes import Write
+
+    writes = []
+    if junitxml is not None:
+        from resdiag.check.junit import junit_xml
+
+        writes.append(Write(path=junitxml, data=junit_xml(result)))
+    if baseline is not None:
+        from resdiag.check.baseline import baseline_dict
+        from resdiag.results import dumps
+
+        writes.append(Write(path=baseline, data=dumps(baseline_dict(result))))
+    if summary is not None:
+        from resdiag.check.github import markdown
+
+        writes.append(Write(path=summary, data=markdown(result), append=True))
+    return writes
+
+
+def _render(result, output_format: str, config_file: Path) -> None:
     for w in result.warnings:
         sys.stderr.write(f"resdiag: warning: {w}\n")
     if output_format == "json":
         sys.stdout.write(result.to_json())
     elif output_format == "github":
-        from resdiag.check.github import annotations, append_summary
+        from resdiag.check.github import annotations
 
         sys.stdout.write(annotations(result, _relative(config_file)))
-        if summary is not None:
-            append_summary(summary, result)
     else:
         from resdiag.check.human import print_check
 

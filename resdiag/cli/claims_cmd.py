@@ -35,8 +35,6 @@ def claims(
     with user_errors():
         from dataclasses import replace
 
-        from rich.table import Table
-
         from resdiag.claims.budget import BUDGETS
         from resdiag.claims.report import run_claims, write_report
         from resdiag.data import default_data, parse_data
@@ -49,8 +47,9 @@ def claims(
         data = data or default_data()
         if name not in BUDGETS:
             raise ResdiagError(f"unknown --budget {budget!r}: use quick, default or full")
-        if out.exists() and not out.is_dir():
-            raise ResdiagError(f"--out {out} is a file; give a folder")
+        from resdiag.paths import check_out_folder
+
+        check_out_folder("--out", out)  # a folder (or none yet), writable, a link that leads somewhere
         parse_data(data)
         b = BUDGETS[name]
         if device is not None:
@@ -65,12 +64,9 @@ def claims(
             "resdiag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "resdiag claims"
         )
         files = write_report(rows, b, out, seconds, command, data)
-        t = Table(title=f"claims ({b.name} budget, data {data}, {seconds:.0f} s)", title_justify="left")
-        for col in ("id", "claim", "measured", "verdict"):
-            t.add_column(col)
-        style = {"supported": "green", "mixed": "yellow", "not supported": "red", "inconclusive": "blue"}
-        for r in rows:
-            t.add_row(r.id, r.claim, r.measured, f"[{style[r.verdict]}]{r.verdict}[/]")
+        from resdiag.report.listings import claims_table
+
+        t = claims_table(rows, f"claims ({b.name} budget, data {data}, {seconds:.0f} s)")
         con.print(t)
         for f in files:
             con.print(f"wrote {f}")

@@ -17,7 +17,10 @@ EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
 
 
 def fail(message: str) -> None:
-    sys.stderr.write(f"resdiag: error: {message}\n")
+    """The one line of an error: control characters a path or a value brought in (a newline in a
+    file name) are shown escaped, so the message stays one line."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    sys.stderr.write(f"resdiag: error: {shown}\n")
 
 
 @contextlib.contextmanager
@@ -61,11 +64,11 @@ def render(results, *, compare: bool, rows: int, json_out, plot, tables, compare
     """Print the tables of one result (``tables``) or of several side by side (``compare_table``),
     write the JSON and draw the figure (``draw``)."""
     from resdiag.report.table import print_all
-    from resdiag.results import all_or_nothing
+    from resdiag.writes import one_group
 
     limit = rows or None
     print_all(console(), compare_table(results, limit) if compare else tables(results[0], limit))
-    with all_or_nothing():  # both files, or neither
+    with one_group():  # both files, or neither (an error in either, or in drawing, writes none)
         write_results(json_out, results, compare_schema, compare)
         if plot:
             draw(results, plot)
@@ -73,10 +76,11 @@ def render(results, *, compare: bool, rows: int, json_out, plot, tables, compare
 
 def write_results(path, results, compare_schema: str, compare: bool) -> None:
     """The JSON of one result, or of several under a compare wrapper; written atomically."""
-    from resdiag.results import atomic_write, dumps
+    from resdiag.results import dumps
+    from resdiag.writes import write
 
     if path is None:
         return
     payload = results[0].to_dict() if not compare else {
         "schema": compare_schema, "schema_version": 1, "results": [r.to_dict() for r in results]}
-    atomic_write(path, dumps(payload))
+    write(path, dumps(payload))

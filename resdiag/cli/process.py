@@ -7,6 +7,9 @@
 - **SIGTERM is Ctrl-C.** Schedulers and CI send SIGTERM; it raises ``KeyboardInterrupt`` like
   SIGINT, so the same clean-up runs (temporary files removed, worker processes ended), and the exit
   code is 143 (128 + SIGTERM) instead of 130.
+- **A closed stream is not an error either.** Started with ``>&-`` or ``2>&-``, Python has no
+  ``sys.stdout`` or ``sys.stderr`` (None); ``Guard`` puts ``/dev/null`` in their place for the
+  command, so the files are still written and the exit code is the command's own.
 - **A user model's threads do not hold the process.** After the command, a non-daemon thread the
   user's code started would keep Python waiting forever; ``stray_threads`` finds them, and the
   entry point then exits without waiting (one warning line).
@@ -73,8 +76,12 @@ class Guard:
     """Installs the SIGINT/SIGTERM handlers and the safe stdout for one command; restores them."""
 
     def __enter__(self) -> Guard:
-        self.stdout = sys.stdout
-        sys.stdout = SafeStdout(sys.stdout)
+        self.stdout, self.stderr = sys.stdout, sys.stderr
+        self.devnull = None
+        if sys.stdout is None or sys.stderr is None:  # started with >&- or 2>&-
+            self.devnull = open(os.devnull, "w")
+            sys.stderr = sys.stderr if sys.stderr is not None else self.devnull
+        sys.stdout = SafeStdout(sys.stdout if sys.stdout is not None else self.devnull)
         self.handlers = {}
         received.clear()
         if threading.current_thread() is threading.main_thread():
@@ -87,7 +94,9 @@ class Guard:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         if isinstance(sys.stdout, SafeStdout):
             sys.stdout.flush()
-        sys.stdout = self.stdout
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        if self.devnull is not None:
+            self.devnull.close()
 
 
 def stray_threads() -> list[threading.Thread]:
@@ -118,7 +127,8 @@ def early_interrupts() -> None:
         return
 
     def interrupted(signum, frame):
-        sys.stderr.write("resdiag: interrupted\n" if signum == signal.SIGINT else "resdiag: terminated\n")
+        if sys.stderr is not None:
+            sys.stderr.write("resdiag: interrupted\n" if signum == signal.SIGINT else "resdiag: terminated\n")
         os._exit(130 if signum == signal.SIGINT else EXIT_TERMINATED)
 
     signal.signal(signal.SIGINT, interrupted)

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from resdiag.cli import options as o
-from resdiag.cli.common import user_errors
+from resdiag.cli.common import user_errors, user_prints_to_stderr
 
 RECIPE = "Recipe (He et al. 2015, section 4.2; default in brackets)"
 
@@ -85,7 +85,8 @@ def train(
                              rank_log=Path(rank_log) if rank_log else None)
         bar = _Bar()
         try:
-            result = run_training(spec, recipe, options, resume=resume, on_step=bar.update)
+            with user_prints_to_stderr():  # stdout carries resdiag's summary alone
+                result = run_training(spec, recipe, options, resume=resume, on_step=bar.update)
         except Interrupted as exc:
             bar.stop()
             _interrupted(exc)
@@ -134,7 +135,8 @@ def _interrupted(exc) -> None:
         sys.stderr.write(f"resdiag: stopped in step {exc.step}; {exc.path} holds step {exc.checkpoint_step}: "
                          f"continue with --resume {exc.path}\n")
     else:
-        sys.stderr.write(f"resdiag: stopped in step {exc.step}, before the first checkpoint\n")
+        sys.stderr.write(f"resdiag: stopped in step {exc.step}, before the first checkpoint: nothing of "
+                         "this run was kept\n")
 
 
 def _summary(result) -> None:

@@ -5,6 +5,8 @@ columns every number reads "0…"). A ``FitTable`` decides its layout when it is
 width it is given: the full table when it fits; otherwise it drops the optional columns, least
 important first (bars, then spreads and shapes); when even the essential columns do not fit it
 prints one block of ``header value`` lines per row, wrapped between fields, never inside one.
+A column of prose (``wrap=True``: a description, a claim) may wrap between its words; a table
+fits only if every word of every cell and header is still whole in what is rendered.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Column:
     header: str
     justify: str = "right"
     drop: int | None = None  # None: essential; otherwise dropped in increasing order when too wide
+    wrap: bool = False  # prose: may wrap between words (names and numbers never wrap)
 
 
 class FitTable:
@@ -36,7 +39,8 @@ class FitTable:
         t = Table(title=self.title, title_justify="left")
         for i in keep:
             c = self.columns[i]
-            t.add_column(c.header, justify=c.justify, no_wrap=True)  # type: ignore[arg-type]
+            t.add_column(c.header, justify=c.justify, no_wrap=not c.wrap,  # type: ignore[arg-type]
+                         overflow="fold" if c.wrap else "ellipsis")
         for row in self.rows:
             t.add_row(*(row[i] for i in keep))
         return t
@@ -46,14 +50,28 @@ class FitTable:
         order = sorted((c.drop, i) for i, c in enumerate(self.columns) if c.drop is not None)
         while True:
             table = self._table(keep)
-            wide = options.update(max_width=1_000_000)  # a measurement clamps to the width it gets
-            if console.measure(table, options=wide).maximum <= options.max_width:
+            if self._whole(console, options, table, keep):
                 yield table
                 return
             if not order:
                 break
             keep.remove(order.pop(0)[1])
         yield self._records(options.max_width)
+
+    def _whole(self, console: Console, options: ConsoleOptions, table: Table, keep: list[int]) -> bool:
+        """Whether ``table`` shows every cell whole at this width: it fits unwrapped, or its prose
+        columns wrap between words and no word is cut or split."""
+        wide = options.update(max_width=1_000_000)  # a measurement clamps to the width it gets
+        if console.measure(table, options=wide).maximum <= options.max_width:
+            return True
+        if not any(self.columns[i].wrap for i in keep):
+            return False
+        lines = console.render_lines(table, options, pad=False)
+        text = "\n".join("".join(seg.text for seg in line) for line in lines)
+        words = {w for i in keep for w in self.columns[i].header.split()}
+        words |= {w for row in self.rows for i in keep for w in _plain(row[i]).split()}
+        cut = "…" not in "".join(w for w in words)
+        return all(w in text for w in words) and (not cut or "…" not in text)
 
     def _records(self, width: int) -> Group:
         """One block per row: the essential cells up to the name as a heading, then 'header value'

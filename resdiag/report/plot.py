@@ -7,7 +7,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from resdiag.results import GradFlowResult, atomic_write
+from resdiag.results import GradFlowResult
+from resdiag.writes import write
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
@@ -27,14 +28,15 @@ _METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {"Soft
 
 
 def save(fig, path: Path) -> None:
-    """Write ``fig`` to ``path`` atomically; identical figures give byte-identical files."""
+    """Write ``fig`` to ``path`` atomically (with the other outputs of its group, ``resdiag.writes``);
+    identical figures give byte-identical files."""
     import matplotlib
 
     buf = io.BytesIO()
     fmt = FORMATS[Path(path).suffix.lower()]
     with matplotlib.rc_context({"svg.hashsalt": "resdiag"}):
         fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight", metadata=_METADATA[fmt])
-    atomic_write(Path(path), buf.getvalue())
+    write(Path(path), buf.getvalue())
 
 
 def _positive(values: Sequence[float]) -> list[float]:

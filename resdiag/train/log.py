@@ -1,5 +1,7 @@
 """The run's JSON-lines file (``train.jsonl``, docs/train.md): one object per line, appended and
-flushed as the run goes, so a killed run keeps every complete line.
+flushed as the run goes, so a killed run keeps every complete line. A line is written with SIGINT
+and SIGTERM held, so Ctrl-C or SIGTERM never leaves half of one (only SIGKILL or a crash of the
+machine can; ``read`` skips such a line).
 
 Every line has ``type`` ("start", "step", "probe" or "end") and ``step``. Resuming at step n keeps
 the lines of steps before n and drops the rest (steps the interrupted run did after its last
@@ -12,6 +14,7 @@ import json
 from pathlib import Path
 
 from resdiag.results import atomic_write, encode
+from resdiag.writes import signals_deferred
 
 SCHEMA = "resdiag.train"
 VERSION = 1
@@ -58,9 +61,10 @@ class RunLog:
 
     def write(self, line: dict) -> None:
         text = dumps(line) + "\n"
-        for fh in self._files:
-            fh.write(text)
-            fh.flush()
+        with signals_deferred():  # Ctrl-C or SIGTERM lands between lines, never inside one
+            for fh in self._files:
+                fh.write(text)
+                fh.flush()
         self.lines.append(line)
 
     def close(self) -> None:

@@ -21,7 +21,8 @@ from resdiag.run.target import Target, TargetSpec, build_target
 from resdiag.train import checkpoint as ckpt
 from resdiag.train.config import TrainConfig, make_config, merge_resumed
 from resdiag.train.data import TrainSet, train_set
-from resdiag.train.folder import run_folder
+from resdiag.paths import same_file
+from resdiag.train.folder import WRITTEN, run_folder
 from resdiag.train.distributed import Dist, device_for, from_env, process_group, wrap
 from resdiag.train.log import FILE, RunLog
 from resdiag.train.loop import Job, StepStats, TrainMonitor, run, start_line
@@ -67,6 +68,7 @@ def run_training(spec: TargetSpec | None, recipe: dict, options: RunOptions, *, 
     if resume is not None and checkpoint is not None:
         raise ResdiagError("--checkpoint starts a new run from given weights, --resume continues a run: "
                            "give one")
+    _check_out(options, resume, checkpoint, recipe.get("data"))
     dist = from_env()
     saved = ckpt.load(resume) if resume is not None else None
     target, ident, config = _model_and_recipe(spec, recipe, saved)
@@ -83,12 +85,11 @@ def run_training(spec: TargetSpec | None, recipe: dict, options: RunOptions, *, 
     record_every = _every(_given(options.record_every, every.get("record")), config.steps, "--record-every")
     checkpoint_every = _every(_given(options.checkpoint_every, every.get("checkpoint")), config.steps,
                               "--checkpoint-every")
-    _check_out(options, resume)
     with process_group(dist, device):
         if not dist.main:
             return _train(target, config, options, dist, device, data, saved, ident, record_every,
                           checkpoint_every, on_step)
-        continuing = resume is not None and resume.resolve() == (options.out / CHECKPOINT).resolve()
+        continuing = resume is not None and same_file(resume, options.out / CHECKPOINT)
         with run_folder(options.out, replace=options.overwrite and not continuing,
                         checkpoint=CHECKPOINT) as settle:
 
@@ -165,17 +166,25 @@ def _every(value: int | None, steps: int, option: str) -> int:
     return value
 
 
-def _check_out(options: RunOptions, resume: Path | None) -> None:
-    """Refuse an --out that is a file, or that holds another run (unless --overwrite)."""
-    from resdiag.paths import check_out_folder
+def _check_out(options: RunOptions, resume: Path | None, checkpoint: Path | None, data: str | None) -> None:
+    """Before any work: refuse an --out that is a file, that cannot be written, that holds another
+    run (unless --overwrite), or in which the run would replace or delete a file it reads."""
+    from resdiag.paths import check_out_folder, check_paths
 
     out = options.out
     check_out_folder("--out", out)
+    if options.rank_log is not None:
+        check_out_folder("RESDIAG_RANK_LOG", options.rank_log)
+    continuing = resume is not None and same_file(resume, out / CHECKPOINT)
     held = [n for n in (FILE, CHECKPOINT) if (out / n).exists()]
-    continuing = resume is not None and resume.resolve() == (out / CHECKPOINT).resolve()
     if held and not continuing and not options.overwrite:
         raise ResdiagError(f"--out {out} already holds a run ({', '.join(held)}): continue it with "
                            f"--resume {out / CHECKPOINT}, or pass --overwrite, or choose another folder")
+    cifar = data.split(":", 1)[1] if data and data.startswith("cifar10:") else None
+    inputs = [("--checkpoint", checkpoint), ("--data", cifar)]
+    if not continuing:
+        inputs.append(("--resume", resume))
+    check_paths([], inputs, folders=[("--out", out, WRITTEN)])
 
 
 def _train(target, config, options, dist: Dist, device, data, saved, ident, record_every,
@@ -192,11 +201,8 @@ def _train(target, config, options, dist: Dist, device, data, saved, ident, reco
     if options.rank_log is not None:
         options.rank_log.mkdir(parents=True, exist_ok=True)
         mirror = options.rank_log / f"rank{dist.rank}.jsonl"
-    if dist.main:
-        for stale in out.glob(f".{CHECKPOINT}.*.tmp"):  # left by a run killed mid-write
-            stale.unlink(missing_ok=True)
     start = saved.step if saved else 0
-    continuing = saved is not None and saved.path.resolve() == (out / CHECKPOINT).resolve()
+    continuing = saved is not None and same_file(saved.path, out / CHECKPOINT)
     log = RunLog(out / FILE if dist.main else None, mirror)
     monitor = TrainMonitor(net, last=config.steps - 1, every=record_every, features=options.features,
                            blocks=options.blocks, objective=target.objective)

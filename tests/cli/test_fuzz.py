@@ -1,5 +1,6 @@
 """Hypothesis over the CLI's arguments: never a traceback, always exit 0, 1 or 2 (143 under SIGTERM);
-an error exit leaves an existing output untouched; with a closed stdout or SIGTERM too (issue 13).
+an error exit leaves an existing output untouched; with a closed stdout or SIGTERM too (issue 13);
+outputs that are pipes, symbolic-link loops, names too long or holding a newline are refused.
 
 The default suite runs a small sample; `pytest -m fuzz tests/cli/test_fuzz.py` runs 500 invocations
 (add `-s` to see the exit-code counts; each run must reach both exit 0 and exit 2).
@@ -45,8 +46,10 @@ VALUES = {
     "--model": ["examples.user_models:twice_called", "nope:x", "examples.user_models:broken", "x"],
     "--blocks": ["block", "(", "layer1\\.\\d"],
     "--json": ["{tmp}/o.json", "{tmp}/o.txt", "/nonexistent/o.json", "{tmp}/same.json", "{tmp}/.json",
-               "{tmp}/link.json"],
-    "--plot": ["{tmp}/o.png", "{tmp}/o.gif", "{tmp}", "{tmp}/same.json", "{tmp}/link.json"],
+               "{tmp}/link.json", "{tmp}/fifo.json", "{tmp}/loop.json", "{tmp}/" + "n" * 240 + ".json",
+               "{tmp}/no\ndir/o.json", "{tmp}/ø résumé.json"],
+    "--plot": ["{tmp}/o.png", "{tmp}/o.gif", "{tmp}", "{tmp}/same.json", "{tmp}/link.json", "{tmp}/loop.png",
+               "{tmp}/fifo.json"],
 }
 FLAGS = ["--plain", "--compare", "--strict", "--bogus"]
 COMMANDS = {
@@ -97,6 +100,8 @@ def _check(args, tmp_path_factory, fate="normal"):
     tmp = tmp_path_factory.mktemp("fuzz")
     (tmp / "same.json").write_text("previous\n")
     (tmp / "link.json").symlink_to(tmp / "same.json")
+    (tmp / "loop.png").symlink_to("loop.png")
+    os.mkfifo(tmp / "fifo.json")  # an output that is a pipe: refused, never replaced or blocked on
     argv = [a.replace("{tmp}", str(tmp)) for a in args]
     if fate == "closed-stdout":
         err = io.StringIO()
@@ -122,6 +127,7 @@ def _check(args, tmp_path_factory, fate="normal"):
     if code == 143:
         assert err == "resdiag: terminated\n" and (tmp / "same.json").read_text() == "previous\n", (args, err)
         assert not list(tmp.rglob("*.tmp")), args
+    assert (tmp / "fifo.json").is_fifo() and (tmp / "loop.png").is_symlink(), args
     if fate == "normal" and "same.json" in " ".join(argv) and code in (0, 1):
         outs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--json", "--plot")]
         ins = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--checkpoint"]
