@@ -38,11 +38,11 @@ def sweep(
     with user_errors():
         from resdiag.errors import ResdiagError
         from resdiag.report.sweep import plot_sweep, sweep_table
-        from resdiag.results import all_or_nothing
         from resdiag.run.common import resolve_device
         from resdiag.sweep.grid import Grid, parse_list
         from resdiag.sweep.ranks import team, this_job
         from resdiag.sweep.run import TORCHRUN_AND_JOBS, run_sweep, summarise, write_summary
+        from resdiag.writes import one_group
 
         if batches < 1 or batch_size < 1 or rank_batch_size < 2:
             raise ResdiagError("--batches and --batch-size must be >= 1, --rank-batch-size >= 2")
@@ -68,7 +68,7 @@ def sweep(
             if not t.main:
                 return
             rows = summarise(records)
-            with all_or_nothing():  # the summary and its plots together, or none of them
+            with one_group():  # the summary and its plots together, or none of them
                 write_summary(out, grid, rows, skipped)
                 plots = plot_sweep(rows, out)
         con.print(sweep_table(rows))

@@ -3,8 +3,8 @@
 - every place it will write (the folder, ``cells/``, each cell file, the summary and the plots) is
   checked before any cell runs, so a bad location is one line and exit 2, with nothing written;
 - the folders it creates are removed again if it stops before a cell file exists;
-- each cell file, the summary and the plots are written atomically (``resdiag.results.atomic_write``:
-  a temporary file, then a rename), the summary and plots together or not at all;
+- each cell file, the summary and the plots are written atomically (``resdiag.writes``: a temporary
+  file, then a rename), the summary and plots as one group, together or not at all;
 - cell files are resumable state by design: a file is kept only if it is a complete record of the
   same cell computed with the same settings, and anything else at its place is recomputed.
 """
@@ -20,8 +20,9 @@ from pathlib import Path
 
 from resdiag.errors import ResdiagError
 from resdiag.metrics.registry import of_probe
-from resdiag.results import atomic_write, decode, dumps, encode
+from resdiag.results import decode, dumps, encode
 from resdiag.sweep.grid import Cell, Grid
+from resdiag.writes import write
 
 CELL_SCHEMA, CELL_SCHEMA_VERSION = "resdiag.sweep-cell", 1
 # What the summary step writes into --out: summary.json and the plots of resdiag.report.sweep.plot_sweep
@@ -95,11 +96,11 @@ def read_cell(out: Path, cell: Cell, grid: Grid) -> dict | None:
 
 
 def save_cell(out: Path, cell: Cell, record: dict) -> None:
-    atomic_write(cell_path(out, cell), dumps(record))
+    write(cell_path(out, cell), dumps(record))
 
 
 def write_summary(out: Path, grid: Grid, rows: list[dict], skipped: list) -> None:
     payload = {"schema": "resdiag.sweep", "schema_version": 1, "grid": asdict(grid),
                "rows": rows, "skipped": [{"cell": c.to_dict(), "reason": why} for c, why in skipped]}
-    atomic_write(out / "summary.json", dumps(encode(payload)))
+    write(out / "summary.json", dumps(encode(payload)))
 
