@@ -5,8 +5,9 @@
 For each model, interleaved (one of each per repeat, so that machine noise hits all alike), the
 median wall time of: a bare training step (zero_grad, forward, backward, SGD step); the same step
 inside ``Monitor.record`` on a step that is not due (target <= 1.01x); on a recorded step
-(target <= 1.10x); and recorded with ``features=True`` (target <= 1.5x). Prints the ratios to the
-bare step. ResNet-18 is torchvision's layout ([2, 2, 2, 2] BasicBlocks, 7x7 stem, 1000 classes),
+(target <= 1.10x); recorded with ``features=True`` (target <= 1.5x); and with ``features=True`` on a
+recording where the weight spectra are not due (``spectra_every``: the feature ranks alone).
+Prints the ratios to the bare step. ResNet-18 is torchvision's layout ([2, 2, 2, 2] BasicBlocks, 7x7 stem, 1000 classes),
 defined here so that no torchvision is needed; GPT-2-small is ``GPT2LMHeadModel(GPT2Config())``
 (12 layers, 768 wide, 124M parameters), random init. On CUDA each timed step ends with a
 ``torch.cuda.synchronize()`` (the bare step included), so the ratios compare whole steps.
@@ -75,8 +76,10 @@ def bench(name: str, batch: int, repeats: int, device: str = "cpu", image: int =
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
     monitors = {"between": Monitor(model, every=2), "recorded": Monitor(model, every=2),
-                "features": Monitor(model, every=2, features=True)}
-    steps = {"between": 1, "recorded": 0, "features": 0}
+                "features": Monitor(model, every=2, features=True),
+                # spectra on the warm-up recording only: every timed one has the feature ranks alone
+                "no_spectra": Monitor(model, every=2, features=True, spectra_every=10**9)}
+    steps = {"between": 1, "recorded": 0, "features": 0, "no_spectra": 0}
 
     def step(kind: str | None) -> float:
         opt.zero_grad(set_to_none=True)
@@ -91,7 +94,7 @@ def bench(name: str, batch: int, repeats: int, device: str = "cpu", image: int =
         sync()
         return time.perf_counter() - t
 
-    kinds = [None, "between", "recorded", "features"]
+    kinds = [None, "between", "recorded", "features", "no_spectra"]
     for kind in kinds:  # warm-up
         step(kind)
     times: dict = {k: [] for k in kinds}
@@ -108,15 +111,20 @@ def main() -> None:
     ap.add_argument("--models", default="resnet18,gpt2")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--image-size", type=int, default=112, help="ResNet-18's input side (GPT-2: sequences of 64)")
+    ap.add_argument("--image-size", type=int, default=112,
+                    help="ResNet-18's input side (GPT-2: sequences of 64)")
     args = ap.parse_args()
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    cuda = args.device.startswith("cuda")
+    where = torch.cuda.get_device_name() if cuda else f"{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {args.device} ({where}), batch {args.batch_size}, ResNet-18 at "
           f"{args.image_size}x{args.image_size}, median of {args.repeats}, interleaved")
-    print(f"{'model':10} {'bare step':>10} {'between':>8} {'recorded':>9} {'features':>9}  (targets 1.01 1.10 1.5)")
+    print(f"{'model':10} {'bare step':>10} {'between':>8} {'recorded':>9} {'features':>9} {'no spectra':>10}"
+          "  (targets 1.01 1.10 1.5 1.5)")
     for name in args.models.split(","):
         r = bench(name, args.batch_size, args.repeats, args.device, args.image_size)
-        print(f"{name:10} {r['bare_s']:9.3f}s {r['between']:7.3f}x {r['recorded']:8.3f}x {r['features']:8.3f}x")
+        print(f"{name:10} {r['bare_s']:9.3f}s {r['between']:7.3f}x {r['recorded']:8.3f}x "
+              f"{r['features']:8.3f}x "
+              f"{r['no_spectra']:9.3f}x")
 
 
 if __name__ == "__main__":

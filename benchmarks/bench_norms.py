@@ -38,7 +38,8 @@ def main() -> None:
             "resdiag l2_norm": lambda: l2_norm(x)}
     if x.device.type == "cpu":
         a = x.numpy()
-        ways["numpy einsum float64"] = lambda: torch.tensor(np.sqrt(np.einsum("i,i->", a, a, dtype=np.float64)))
+        ways["numpy einsum float64"] = lambda: torch.tensor(
+            np.sqrt(np.einsum("i,i->", a, a, dtype=np.float64)))
     times: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(args.repeats + 1):  # the first round warms up
         for name, f in ways.items():

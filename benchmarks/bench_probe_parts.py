@@ -82,7 +82,8 @@ def main() -> None:
                 for (owner, attr), fn in saved.items():
                     setattr(owner, attr, fn)
     bare = statistics.median(times["bare"])
-    print(f"{args.arch} batch {args.batch_size} on {dev}, torch {torch.__version__}, median of {args.repeats}")
+    print(f"{args.arch} batch {args.batch_size} on {dev}, torch {torch.__version__}, "
+          f"median of {args.repeats}")
     print(f"bare step {bare * 1e3:.1f} ms")
     for name in parts:
         print(f"{name:24} {statistics.median(times[name]) / bare:6.3f}x")

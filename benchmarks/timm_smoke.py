@@ -52,7 +52,8 @@ def main() -> None:
     torch.manual_seed(0)
     dev = args.device
     x = torch.randn(16, 3, 32, 32, device=dev)
-    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2, num_classes=10).to(dev)
+    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2,
+                            num_classes=10).to(dev)
     check("timm ViT", vit, x, list(vit.blocks))
     vit.set_grad_checkpointing(True)
     check("timm ViT, grad checkpointing", vit, x, list(vit.blocks))

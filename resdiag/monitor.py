@@ -119,12 +119,18 @@ class Monitor:
         info: ModelInfo | None = None,
         objective: str = "user",
         scaler=None,
+        spectra_every: int = 1,
     ):
         """``info`` names the model in the results (default: its class name, family "custom");
         ``objective`` says which loss the loop backpropagates (``RunInfo.objective``; default "user":
-        the user's own)."""
+        the user's own). ``spectra_every`` (with ``features``): the weight spectra, which cost more
+        than the features (docs/api.md, "Cost"), are taken on every ``spectra_every``-th recording,
+        the first included; the others have ``rank.weights_measured`` False and no weight rows."""
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
+        if spectra_every < 1:
+            raise ValueError(f"spectra_every must be >= 1, got {spectra_every}")
+        self.spectra_every, self._feature_records = spectra_every, 0
         self.model, self.every, self.features = model, every, features
         self.blocks = find_blocks(model, blocks)
         self.thresholds, self.rank_thresholds = thresholds, rank_thresholds
@@ -213,7 +219,9 @@ class Monitor:
         if fprobe is not None:
             from resdiag.run.rank import rank_from_probe
 
-            rank = rank_from_probe(self.model, fprobe, info, self.rank_thresholds)
+            spectra = self._feature_records % self.spectra_every == 0
+            self._feature_records += 1
+            rank = rank_from_probe(self.model, fprobe, info, self.rank_thresholds, spectra=spectra)
         return Recording(step, result, rank, self._param_norms(probe), micro_batches=probe.micro_batches,
                          loss_scale=float(scale) if scale is not None else 1.0)
 

@@ -15,7 +15,9 @@ Evidence rules (status "inconclusive"; "healthy" needs every rule applied):
 ``evidence.features``   fewer than two block boundaries recorded (name the blocks with --blocks
                         REGEX), or the erank at x_0 is 0 (every sample alike at the first block), so
                         retention is undefined: the feature rules were not applied.
-``evidence.weights``    no conv/linear weight: the weight rule was not applied.
+``evidence.weights``    no conv/linear weight: the weight rule was not applied (not raised when the
+                        spectra were not asked for: ``weights_measured=False``, the Monitor's
+                        ``spectra_every``; the result says so in ``weights_measured``).
 ``evidence.tokens``     sequence boundaries whose token rank could not be measured.
 ``tokens.res``, ``tokens.retention``  token-level rank collapse of (batch, tokens, features)
                         boundaries, resdiag/diagnosis/tokens.py (Dong et al. 2021).
@@ -40,6 +42,7 @@ def diagnose_rank(
     weights: tuple[WeightRank, ...],
     features: tuple[FeatureRankRow, ...],
     t: RankThresholds = RankThresholds(),
+    weights_measured: bool = True,
 ) -> Verdict:
     findings: list[Finding] = []
     for rows, what in ((weights, "weight"), (features, "features")):
@@ -47,7 +50,7 @@ def diagnose_rank(
         if bad is not None:
             findings.append(Finding("non_finite", "non_finite", math.nan, math.nan,
                                     f"non-finite {what} at {bad.name} (first in forward order)", DEGRADATION))
-    findings += _evidence(summary, weights, features)
+    findings += _evidence(summary, weights, features, weights_measured)
     r = summary.feature_erank_retention
     if math.isfinite(r) and r < t.feature_retention:
         findings.append(Finding("features.retention", "collapse", r, t.feature_retention,
@@ -70,7 +73,7 @@ def diagnose_rank(
 
 
 def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...],
-              features: tuple[FeatureRankRow, ...]) -> list[Finding]:
+              features: tuple[FeatureRankRow, ...], weights_measured: bool = True) -> list[Finding]:
     out = []
     if len(features) < 2:
         out.append(Finding("evidence.features", "inconclusive", float(len(features)), 2.0,
@@ -80,7 +83,7 @@ def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...],
         out.append(Finding("evidence.features", "inconclusive", summary.feature_erank_ratio_first, 0.0,
                            "the feature erank at x_0 is 0 (every sample alike at the first block), so "
                            "retention is undefined: use inputs that differ", DEGRADATION))
-    if not weights:
+    if not weights and weights_measured:
         out.append(Finding("evidence.weights", "inconclusive", 0.0, 1.0,
                            "no conv/linear weight found, so the weight rule was not applied", DEGRADATION))
     return out

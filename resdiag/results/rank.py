@@ -71,6 +71,9 @@ class RankResult(JsonResult):
     features: tuple[FeatureRankRow, ...]
     summary: RankSummary
     verdict: Verdict
+    # False when the weight spectra were not taken (the Monitor's spectra_every): ``weights`` is
+    # empty and the weight rules were not applied, by request rather than for want of weights
+    weights_measured: bool = True
     schema: str = field(default=RANK_SCHEMA)
     schema_version: int = field(default=SCHEMA_VERSION)
 
@@ -87,6 +90,7 @@ class RankResult(JsonResult):
             features=tuple(FeatureRankRow(**{**x, "shape": tuple(x["shape"])}) for x in d["features"]),
             summary=RankSummary(**d["summary"]),
             verdict=verdict_from_dict(d["verdict"]),
+            weights_measured=d.get("weights_measured", True),
             schema=d["schema"],
             schema_version=d["schema_version"],
         )

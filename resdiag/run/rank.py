@@ -87,16 +87,18 @@ def rank_from_probe(
     rtol: float | None = None,
     atol: float | None = None,
     checkpoint: Path | None = None,
+    spectra: bool = True,
 ) -> RankResult:
-    """The RankResult of a model's current weights and of the features ``probe`` recorded."""
+    """The RankResult of a model's current weights and of the features ``probe`` recorded.
+    ``spectra=False``: the features alone (no weight rows, the weight rules not applied)."""
     probe.collect()
-    layers = find_layers(model)
-    spectra = weight_spectra([layer.weight.detach() for layer in layers], conv=conv, rtol=rtol, atol=atol)
+    layers = find_layers(model) if spectra else []
+    computed = weight_spectra([layer.weight.detach() for layer in layers], conv=conv, rtol=rtol, atol=atol)
     weights = tuple(
         WeightRank(i, layer.name, layer.kind, layer.shape, sp.matrix_shape, sp.num_matrices, sp.erank,
                    sp.erank_ratio, sp.stable_rank, sp.numerical_rank, sp.spectral_norm,
                    sp.condition_number, sp.finite)
-        for i, (layer, sp) in enumerate(zip(layers, spectra, strict=True))
+        for i, (layer, sp) in enumerate(zip(layers, computed, strict=True))
     )
     branch_std = dict(probe.branches)
     tokens = {name: t for name, _, t in probe.tokens}  # TokenRank of the (batch, tokens, features) x_l
@@ -107,7 +109,7 @@ def rank_from_probe(
         for i, (name, shape, r) in enumerate(probe.boundaries)
     )
     summary = _summary(weights, features)
-    verdict = diagnose_rank(summary, weights, features, thresholds)
+    verdict = diagnose_rank(summary, weights, features, thresholds, weights_measured=spectra)
     if run is None:
         batch = probe.boundaries[0][1][0] if probe.boundaries else 0
         p = next(model.parameters(), None)
@@ -115,7 +117,7 @@ def rank_from_probe(
                       "train" if model.training else "eval", math.nan, torch.__version__,
                       resdiag.__version__)
     return RankResult(info, run, conv, str(checkpoint) if checkpoint else None, weights, features,
-                      summary, verdict)
+                      summary, verdict, weights_measured=spectra)
 
 
 def _summary(weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ...]) -> RankSummary:
