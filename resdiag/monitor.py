@@ -40,7 +40,7 @@ from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.metrics.registry import GRAD_FLOW, RANK, values
 from resdiag.probes.features import FeatureProbe
 from resdiag.probes.training import StepProbe
-from resdiag.probes.layers import find_blocks, unwrap
+from resdiag.probes.layers import find_blocks, find_layers, unwrap
 from resdiag.results import GradFlowResult, ModelInfo, RankResult, encode
 from resdiag.run.common import model_info
 
@@ -132,7 +132,8 @@ class Monitor:
             raise ValueError(f"spectra_every must be >= 1, got {spectra_every}")
         self.spectra_every, self._feature_records = spectra_every, 0
         self.model, self.every, self.features = model, every, features
-        self.blocks = find_blocks(model, blocks)
+        # found once: each recording would otherwise walk the module tree again (docs/api.md, "Cost")
+        self.blocks, self.layers = find_blocks(model, blocks), find_layers(model)
         self.thresholds, self.rank_thresholds = thresholds, rank_thresholds
         self.history: list[Recording] = []
         self.info, self.objective = info, objective
@@ -168,7 +169,7 @@ class Monitor:
             raise RuntimeError(f"step {self._open[0]} is still being recorded")
         stack = contextlib.ExitStack()
         try:
-            probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks))
+            probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks, layers=self.layers))
             fprobe = stack.enter_context(FeatureProbe(self.model, self.blocks, first_micro_batch=True)) if self.features else None
         except BaseException:
             stack.close()
@@ -208,7 +209,9 @@ class Monitor:
     def _recording(self, step, probe, step_record, fprobe, scale) -> Recording:
         from resdiag.run.gradflow import grad_flow_from_probe
 
-        info = self.info or model_info(unwrap(self.model), name=type(unwrap(self.model)).__name__)
+        if self.info is None:  # counted once, like the layers
+            self.info = model_info(unwrap(self.model), name=type(unwrap(self.model)).__name__)
+        info = self.info
         shapes = step_record.boundary_shapes
         batch = shapes[0][0] if shapes and shapes[0] else 0
         mode = "train" if self.model.training else "eval"

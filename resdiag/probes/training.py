@@ -35,7 +35,7 @@ from resdiag.metrics.norms import l2_norms
 from resdiag.probes.boundaries import in_backward, keep_boundaries
 from resdiag.model_output import split_output
 from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms
-from resdiag.probes.layers import unwrap
+from resdiag.probes.layers import Layer, unwrap
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
 
@@ -99,8 +99,9 @@ class StepProbe(GradientProbe):
     """Records one optimizer step: any number of micro-batches, checkpointing, scaled and sharded
     gradients. Weight gradients always come from ``.grad`` when the step closes."""
 
-    def __init__(self, model: nn.Module, blocks: list[tuple[str, nn.Module]] | None = None):
-        super().__init__(model, blocks=blocks, weights_from="grad")
+    def __init__(self, model: nn.Module, blocks: list[tuple[str, nn.Module]] | None = None,
+                 layers: list[Layer] | None = None):
+        super().__init__(model, layers=layers, blocks=blocks, weights_from="grad")
         self._norms: dict[str, list[torch.Tensor]] = {}  # label -> its norm in each micro-batch
         self._order: list[str] = []
         self._shape: dict[str, tuple[int, ...]] = {}
