@@ -100,9 +100,11 @@ class Guard:
 
 
 def stray_threads() -> list[threading.Thread]:
-    """Non-daemon threads still running besides the main one (started by the user's code)."""
+    """Non-daemon threads still running besides the main one (started by the user's code; the idle
+    workers of resdiag's own pools, named ``resdiag-*``, are not strays)."""
     return [t for t in threading.enumerate()
-            if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+            if t is not threading.main_thread() and t.is_alive() and not t.daemon
+            and not t.name.startswith("resdiag-")]
 
 
 def exit_now(code: int) -> None:
