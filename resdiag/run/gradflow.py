@@ -133,7 +133,9 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
 def _gain_median(layers, weight_norms) -> float:
     """The median weight gain of the matmuls (resdiag/metrics/scale.py), from their Frobenius norms."""
     pairs = zip(layers, weight_norms, strict=True)
-    matmuls = [(layer, wn) for layer, wn in pairs if layer.kind in MATMUL_KINDS]
+    # FSDP1 leaves each rank a flat (1-D, possibly empty) slice of every weight outside forward:
+    # its fan-out is unknown there, so such a layer has no gain (all of them: NaN, not measured)
+    matmuls = [(layer, wn) for layer, wn in pairs if layer.kind in MATMUL_KINDS and len(layer.shape) >= 2]
     return median_gain([wn for _, wn in matmuls], [layer.fan_out for layer, _ in matmuls])
 
 
