@@ -254,4 +254,11 @@ def test_the_memory_message_names_the_largest_batch_that_fits(backward):
     assert estimate_bytes(cfg, batch, backward) <= HEADROOM * free < estimate_bytes(cfg, batch + 1, backward)
     huge = resolve("resnet8", width=64, num_classes=10**8)  # the classifier alone is ~4.6 TB
     message = _culprit(huge, backward, free)
-    assert "--num-classes" in message and "does not help" in message
+    assert "mostly through --num-classes" in message and "does not help" in message
+    wide_input = resolve("mlp", depth=2, width=64, input_shape=(3, 8192, 8192))  # 1.3e10 first-layer weights
+    message = _culprit(wide_input, backward, free)
+    assert "mostly through --input-shape" in message, message
+    deep = resolve("mlp", depth=10_000, width=4096)
+    assert "mostly through --depth" in _culprit(deep, backward, free)
+    big_maps = resolve("resnet8", input_shape=(3, 100_000, 100_000))  # one image's maps exceed 21 GiB
+    assert "--input-shape" in _culprit(big_maps, backward, free)

@@ -84,20 +84,42 @@ def check_fits(cfg: ModelConfig, batch_size: int, device, backward: bool = True)
                            f"{_gib(free)} is free on {device}: {_culprit(cfg, backward, free)}")
 
 
+def _weight_terms(cfg: ModelConfig) -> dict[str, int]:
+    """The model's weights, split by the options that set them (the ``params`` of estimate_bytes)."""
+    if isinstance(cfg, TransformerConfig):
+        d = cfg.width
+        return {"--depth or --width": cfg.depth * (4 + 2 * cfg.mlp_ratio) * d * d,
+                "--vocab or --width": cfg.vocab_size * d, "--num-classes or --width": cfg.num_classes * d}
+    if isinstance(cfg, MLPConfig):
+        return {"--depth or --width": cfg.depth * cfg.width * (cfg.width + 1),
+                "--input-shape or --width": math.prod(cfg.input_shape) * cfg.width,
+                "--num-classes or --width": cfg.width * cfg.num_classes}
+    c0, expansion = 16 * cfg.width, 4 if cfg.block == "bottleneck" else 1
+    return {"--depth or --width": cfg.blocks_per_stage * sum(2 * 9 * (c0 * 2**s) ** 2 * expansion
+                                                             for s in range(3)),
+            "--num-classes or --width": 4 * c0 * expansion * cfg.num_classes}
+
+
 def _culprit(cfg: ModelConfig, backward: bool, free: int) -> str:
-    """What to lower: the model's size when its weights alone do not fit, else the batch."""
+    """What to lower: the largest share of the weights when the weights alone do not fit, else the
+    batch; the options as the CLI spells them (a check config's keys are the same words)."""
     fixed = estimate_bytes(cfg, 0, backward)  # weights (and their gradients): no batch at all
     if fixed > HEADROOM * free:
-        return (f"its weights alone need {_gib(fixed)}: lower --width, --depth or --num-classes "
-                "(--batch-size does not help)")
+        terms = _weight_terms(cfg)
+        worst = max(terms, key=terms.__getitem__)
+        return (f"its weights alone need {_gib(fixed)}, mostly through {worst.split(' or ')[0]}: "
+                f"lower {worst} (the batch size does not help)")
     lo, hi = 0, 1  # the largest batch whose estimate fits (the Gram term grows as batch^2): bisect
     while estimate_bytes(cfg, hi, backward) <= HEADROOM * free:
         lo, hi = hi, 2 * hi
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if estimate_bytes(cfg, mid, backward) <= HEADROOM * free else (lo, mid)
-    return f"lower --batch-size (about {lo:,} fits)" if lo >= 1 else \
-        "even a batch of 1 does not fit: lower --width or --depth"
+    if lo >= 1:
+        return f"lower the batch size (--batch-size; about {lo:,} fits)"
+    shape = "the sequence length (--input-shape)" if isinstance(cfg, TransformerConfig) else "--input-shape"
+    return ("even a batch of 1 does not fit: lower --width or --depth" if isinstance(cfg, MLPConfig)
+            else f"even a batch of 1 does not fit: lower --width, --depth or {shape}")
 
 
 def _gib(n: int) -> str:
