@@ -116,7 +116,7 @@ def _culprit(cfg: ModelConfig, backward: bool, free: int) -> str:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if estimate_bytes(cfg, mid, backward) <= HEADROOM * free else (lo, mid)
     if lo >= 1:
-        return f"lower the batch size (--batch-size; about {lo:,} fits)"
+        return f"lower the batch size (about {lo:,} fits)"  # --batch-size, --rank-batch-size, batch_size
     shape = "the sequence length (--input-shape)" if isinstance(cfg, TransformerConfig) else "--input-shape"
     return ("even a batch of 1 does not fit: lower --width or --depth" if isinstance(cfg, MLPConfig)
             else f"even a batch of 1 does not fit: lower --width, --depth or {shape}")
