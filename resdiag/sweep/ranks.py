@@ -242,7 +242,7 @@ def this_job(device: str, environ=os.environ) -> Job:
     train`` checks them); a CUDA ``device`` without an index becomes this rank's own GPU."""
     import torch
 
-    from resdiag.train.distributed import device_for, from_env
+    from resdiag.run.distributed import device_for, from_env
 
     dist = from_env(environ)
     try:

@@ -23,7 +23,7 @@ from resdiag.run.target import Target
 from resdiag.train import checkpoint as ckpt
 from resdiag.train.config import TrainConfig
 from resdiag.train.data import TrainSet, mix
-from resdiag.train.distributed import Dist, all_sum, barrier, from_main
+from resdiag.run.distributed import Dist, all_sum, barrier, from_main
 from resdiag.train.log import SCHEMA, VERSION, RunLog
 from resdiag.train.schedule import lr_at
 

@@ -23,7 +23,7 @@ from resdiag.train.config import TrainConfig, make_config, merge_resumed
 from resdiag.train.data import TrainSet, train_set
 from resdiag.paths import same_file
 from resdiag.train.folder import WRITTEN, run_folder
-from resdiag.train.distributed import Dist, device_for, from_env, process_group, wrap
+from resdiag.run.distributed import Dist, device_for, from_env, process_group, wrap
 from resdiag.train.log import FILE, RunLog
 from resdiag.train.loop import Job, StepStats, TrainMonitor, run, start_line
 from resdiag.train.plots import plot_run

@@ -1,5 +1,5 @@
-"""torch.distributed for ``resdiag train``: the launcher's environment, the process group, and the
-few collectives the loop needs.
+"""torch.distributed for the commands a launcher may start (``resdiag train`` and ``resdiag sweep``):
+the launcher's environment, the process group, and the few collectives the training loop needs.
 
 ``torchrun`` (``python -m torch.distributed.run``) starts one process per GPU (or per CPU worker)
 and sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT. resdiag then joins the
