@@ -16,7 +16,7 @@ raises writes none of them. Outside a group, ``write`` writes one file the same 
 
 SIGINT and SIGTERM are held while the commit or its undo runs (``signals_deferred``): a Ctrl-C
 there undoes the commit, then stops the command, so it cannot leave half a group. A path that is
-a symbolic link is written through to its target, like ``resdiag.results.atomic_write``.
+a symbolic link is written through to its target (``resdiag.results.atomic_write`` is this ``write``).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def failing_mkstemp(prefix_start: str, err: int):
 
 
 def test_a_full_disk_on_the_second_output_writes_neither(tmp_path, monkeypatch):
-    monkeypatch.setattr("resdiag.results.common.tempfile.mkstemp", failing_mkstemp(".p.png.", errno.ENOSPC))
+    monkeypatch.setattr("resdiag.writes.tempfile.mkstemp", failing_mkstemp(".p.png.", errno.ENOSPC))
     code, err = invoke(["grad-flow", *TINY, "--json", str(tmp_path / "ok.json"),
                         "--plot", str(tmp_path / "p.png")])
     assert code == 2 and err.count("\n") == 1, err
@@ -70,7 +70,7 @@ def test_update_baseline_keeps_the_old_baseline_when_junit_cannot_be_written(tmp
     cfg, base = tmp_path / "c.toml", tmp_path / "b.json"
     cfg.write_text(CONFIG)
     base.write_text("old baseline\n")
-    monkeypatch.setattr("resdiag.results.common.tempfile.mkstemp", failing_mkstemp(".j.xml.", errno.ENOSPC))
+    monkeypatch.setattr("resdiag.writes.tempfile.mkstemp", failing_mkstemp(".j.xml.", errno.ENOSPC))
     code, err = invoke(["check", "--config", str(cfg), "--baseline", str(base), "--update-baseline",
                         "--junitxml", str(tmp_path / "j.xml")])
     assert code == 2 and "j.xml" in err, err

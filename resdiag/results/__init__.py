@@ -8,7 +8,6 @@ from resdiag.results.common import (
     ModelInfo,
     RunInfo,
     Verdict,
-    all_or_nothing,
     atomic_write,
     decode,
     dumps,
@@ -26,5 +25,5 @@ from resdiag.results.rank import RANK_SCHEMA, FeatureRankRow, RankResult, RankSu
 __all__ = [
     "RANK_SCHEMA", "FeatureRankRow", "RankResult", "RankSummary", "WeightRank",
     "GRAD_FLOW_SCHEMA", "BoundaryGrad", "Finding", "GradFlowResult", "GradFlowSummary", "LayerGrad",
-    "ModelInfo", "RunInfo", "Verdict", "all_or_nothing", "atomic_write", "decode", "dumps", "encode",
+    "ModelInfo", "RunInfo", "Verdict", "atomic_write", "decode", "dumps", "encode",
 ]

@@ -7,14 +7,10 @@ and "-Infinity" and read back as floats.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,61 +98,10 @@ def dumps(d: dict[str, Any]) -> str:
     return json.dumps(d, indent=2, allow_nan=False) + "\n"
 
 
-_STAGED: list[list[tuple[str, Path]]] = []  # open all_or_nothing() blocks: (temp file, target)
-
-
-@contextlib.contextmanager
-def all_or_nothing() -> Iterator[None]:
-    """Inside this block ``atomic_write`` only writes temporary files beside their targets; they are
-    renamed over the targets when the block ends normally, and removed when it raises (an error,
-    Ctrl-C, SIGTERM). A command that fails therefore writes none of its outputs (docs/bad-inputs.md)."""
-    staged: list[tuple[str, Path]] = []
-    _STAGED.append(staged)
-    try:
-        yield
-    except BaseException:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        _STAGED.remove(staged)
-    try:
-        for i, (tmp, path) in enumerate(staged):
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in staged[i:]:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a file so a reader never sees half of it: a temp file beside it, then os.replace.
+    """Write a file so a reader never sees half of it: a temporary file beside it, flushed, then
+    renamed over it (``resdiag.writes.write``, where the rules are). A symbolic link is written
+    through to its target; a failed write is a ResdiagError naming the path."""
+    from resdiag.writes import write
 
-    A path that is a symbolic link is written through: the link stays and its target gets the
-    new content (as editors and ``cp`` do), instead of the link being replaced by a plain file.
-    Inside ``all_or_nothing()`` the rename waits for the end of the block. A failed write (a
-    read-only folder, a full disk) is a ResdiagError naming the path."""
-    from resdiag.errors import ResdiagError
-
-    path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, mode) as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        if _STAGED:
-            _STAGED[-1].append((tmp, path))
-            return
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ResdiagError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
+    write(Path(path), data)

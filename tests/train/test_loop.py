@@ -56,7 +56,7 @@ def test_a_kill_while_saving_leaves_the_previous_checkpoint(tmp_path, tiny, monk
     def killed(src, dst):
         raise KeyboardInterrupt  # the process dies between writing the temp file and renaming it
 
-    monkeypatch.setattr("resdiag.results.common.os.replace", killed)
+    monkeypatch.setattr("resdiag.writes.os.replace", killed)
     with pytest.raises(Interrupted) as exc:
         run_training(TargetSpec(arch=tiny), {"steps": 2, "batch_size": 8}, options(out, overwrite=True))
     assert exc.value.checkpoint_step is None
