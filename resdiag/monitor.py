@@ -170,7 +170,8 @@ class Monitor:
         stack = contextlib.ExitStack()
         try:
             probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks, layers=self.layers))
-            fprobe = stack.enter_context(FeatureProbe(self.model, self.blocks, first_micro_batch=True)) if self.features else None
+            fprobe = (stack.enter_context(FeatureProbe(self.model, self.blocks, first_micro_batch=True))
+                      if self.features else None)
         except BaseException:
             stack.close()
             raise

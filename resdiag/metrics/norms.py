@@ -92,7 +92,8 @@ def _cpu_norms(ts: list[Tensor]) -> list[Tensor]:
     large = [i for i in range(len(ts)) if ts[i].numel() >= _SMALL]
     if large:
         # numpy has no bfloat16: its float32 copy is exact
-        flat = [(ts[i].float() if ts[i].dtype == torch.bfloat16 else ts[i]).reshape(-1).numpy() for i in large]
+        flat = [(ts[i].float() if ts[i].dtype == torch.bfloat16 else ts[i]).reshape(-1).numpy()
+                for i in large]
         sums = _sums_of_squares(flat)
         for i, n in zip(large, torch.tensor(sums, dtype=torch.float64).sqrt().unbind(), strict=True):
             out[i] = n

@@ -163,10 +163,9 @@ class StepProbe(GradientProbe):
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
         boundary = [torch.stack(self._norms[label]).square().sum().sqrt() for label in labels]
         named = list(unwrap(self.model).named_parameters())  # shared parameters listed once
-        where = {id(p): i for i, (_, p) in enumerate(named)}
-        missing = [layer.weight for layer in self.layers if id(layer.weight) not in where]
-        params = [p for _, p in named] + missing
-        where |= {id(p): len(named) + i for i, p in enumerate(missing)}
+        # every parameter, then any layer weight that is not one (listed once, in that order)
+        params = list({id(p): p for p in [p for _, p in named] + [x.weight for x in self.layers]}.values())
+        where = {id(p): i for i, p in enumerate(params)}
         unique = {id(layer.weight): layer.weight for layer in self.layers}  # tied weights once
         grads, weights = [p.grad for p in params], list(unique.values())
         if flat_sharded(self.model):
@@ -182,11 +181,11 @@ class StepProbe(GradientProbe):
         if all_reduce:
             activation = _all_reduce_norms(activation)
         host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
-        g_host, w_host, a_host = host[:len(grads)], host[len(grads):len(grads) + len(weights)], \
-            host[len(grads) + len(weights):]
+        n, m = len(grads), len(weights)
+        g_host, w_host, a_host = host[:n], host[n:n + m], host[n + m:]
         by_id = dict(zip(unique, w_host, strict=True))
         self.weight_norms = tuple(by_id[id(layer.weight)] for layer in self.layers)
-        self.param_grad_norms = {n: v for (n, _), v, ok in zip(named, g_host[:len(named)], seen[:len(named)], strict=True) if ok}
+        self.param_grad_norms = {n: g_host[i] for i, (n, _) in enumerate(named) if seen[i]}
         rows = [where[id(layer.weight)] for layer in self.layers]
         step = GradStep(weight_grad=tuple(g_host[i] for i in rows),
                         weight_seen=tuple(seen[i] for i in rows),
