@@ -31,18 +31,25 @@ def step(model, x, y, dev):
     nn.functional.cross_entropy(model(x), y).backward()
 
 
-def bench_model(name: str, dev: torch.device, batch_size: int, repeats: int,
-                weights_from: str = "grad") -> tuple[float, float]:
+def problem(name: str, dev: torch.device, batch_size: int):
+    """A zoo network in train mode on ``dev`` and one batch of CIFAR-shaped inputs and labels (seed 0),
+    warmed up with 3 steps."""
     torch.manual_seed(0)
     model = build(resolve(name)).to(dev).train()
     x = torch.randn(batch_size, 3, 32, 32, device=dev)
     y = torch.randint(0, 10, (batch_size,), device=dev)
-    bare, probed = [], []
-    with GradientProbe(model) as probe:
-        pass  # warm the probe's code path once
     for _ in range(3):
         step(model, x, y, dev)
     sync(dev)
+    return model, x, y
+
+
+def bench_model(name: str, dev: torch.device, batch_size: int, repeats: int,
+                weights_from: str = "grad") -> tuple[float, float]:
+    model, x, y = problem(name, dev, batch_size)
+    bare, probed = [], []
+    with GradientProbe(model) as probe:
+        pass  # warm the probe's code path once
     for _ in range(repeats):
         t = time.perf_counter()
         step(model, x, y, dev)

@@ -16,12 +16,11 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
 import resdiag.probes.grad as grad_mod
 from resdiag.probes.grad import GradientProbe
+from bench_probe import problem, step as bench_step
 from resdiag.run.common import resolve_device, sync
-from resdiag.zoo import build, resolve
 
 
 def variants():
@@ -45,18 +44,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     args = ap.parse_args()
     dev = resolve_device(args.device)
-    torch.manual_seed(0)
-    model = build(resolve(args.arch)).to(dev).train()
-    x = torch.randn(args.batch_size, 3, 32, 32, device=dev)
-    y = torch.randint(0, 10, (args.batch_size,), device=dev)
+    model, x, y = problem(args.arch, dev, args.batch_size)
 
     def step():
-        for p in model.parameters():
-            p.grad = None
-        nn.functional.cross_entropy(model(x), y).backward()
-
-    for _ in range(3):
-        step()
+        bench_step(model, x, y, dev)
     times: dict[str, list[float]] = {"bare": []}
     parts = variants()
     for _ in range(args.repeats):

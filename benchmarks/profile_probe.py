@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from resdiag.probes.grad import GradientProbe
+from bench_probe import problem, step as bench_step
 from resdiag.run.common import resolve_device, sync
-from resdiag.zoo import build, resolve
 
 
 def main() -> None:
@@ -24,17 +23,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     args = ap.parse_args()
     dev = resolve_device(args.device)
-    model = build(resolve(args.arch)).to(dev).train()
-    x = torch.randn(args.batch_size, 3, 32, 32, device=dev)
-    y = torch.randint(0, 10, (args.batch_size,), device=dev)
+    model, x, y = problem(args.arch, dev, args.batch_size)
 
     def step():
-        for p in model.parameters():
-            p.grad = None
-        nn.functional.cross_entropy(model(x), y).backward()
-
-    for _ in range(3):
-        step()
+        bench_step(model, x, y, dev)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     for name in ("bare", "recorded"):
         with GradientProbe(model, weights_from="grad") as probe:
