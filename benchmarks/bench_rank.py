@@ -8,6 +8,10 @@ conv conventions. If `weightwatcher` is importable (it is not a dependency), als
 `WeightWatcher(model=resnet110).analyze()` side by side (target: resdiag >= 20x faster; WeightWatcher
 also fits power laws, which resdiag does not) and checks that `--conv slices` stable ranks agree with
 WeightWatcher's `stable_rank` column to 1e-3 relative.
+
+"gram eigenvalues": the eigenvalues of A^T A for GPT-2-small's 50 weight matrices (random, float64),
+the way resdiag takes them on a CPU (numpy: a BLAS syrk and LAPACK syevd) against torch's matmul and
+eigvalsh, interleaved, and the largest relative difference between the two.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable
 
 import torch
 
-from resdiag.metrics.rank import weight_spectra
+from resdiag.metrics.rank import _gram_eigenvalues, weight_spectra
 from resdiag.probes.layers import find_layers
 from resdiag.zoo import build, resolve
 
@@ -68,12 +72,40 @@ def compare_watcher(model, ours: dict[str, float], repeats: int) -> None:
           f"max relative difference {max(rel):.2e}  (target <= 1e-3)")
 
 
+GPT2_SHAPES = {(768, 2304): 12, (768, 768): 12, (768, 3072): 12, (3072, 768): 12, (50257, 768): 1,
+               (1024, 768): 1}  # HF Conv1D c_attn, attn/mlp c_proj, c_fc (in x out); wte, wpe
+
+
+def compare_gram(repeats: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    mats = [torch.randn(max(m, n), min(m, n), generator=gen, dtype=torch.float64)
+            for (m, n), k in GPT2_SHAPES.items() for _ in range(k)]
+
+    def with_torch():
+        return [torch.linalg.eigvalsh(a.mT @ a).flip(-1) for a in mats]
+
+    def with_numpy():
+        return [_gram_eigenvalues(a) for a in mats]
+
+    times = {"torch": [], "numpy": []}
+    for _ in range(repeats):
+        for name, fn in (("torch", with_torch), ("numpy", with_numpy)):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    t, n = statistics.median(times["torch"]), statistics.median(times["numpy"])
+    diff = max(float(((x - y).abs() / y.abs().amax()).max()) for x, y in zip(with_numpy(), with_torch()))
+    print(f"gram eigenvalues, GPT-2-small's {len(mats)} matrices: torch {t:.2f} s, resdiag (numpy) {n:.2f} s, "
+          f"{t / n:.2f}x; largest difference {diff:.1e} of the largest eigenvalue")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    compare_gram(max(1, args.repeats // 2))
     models = {name: build(resolve(name)) for name in ("resnet1202", "resnet110")}
     times = {}
     for name, model in models.items():

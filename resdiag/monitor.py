@@ -225,7 +225,8 @@ class Monitor:
 
             spectra = self._feature_records % self.spectra_every == 0
             self._feature_records += 1
-            rank = rank_from_probe(self.model, fprobe, info, self.rank_thresholds, spectra=spectra)
+            rank = rank_from_probe(self.model, fprobe, info, self.rank_thresholds, spectra=spectra,
+                                   layers=self.layers)
         return Recording(step, result, rank, self._param_norms(probe), micro_batches=probe.micro_batches,
                          loss_scale=float(scale) if scale is not None else 1.0)
 

@@ -16,7 +16,7 @@ from resdiag.diagnosis.thresholds import RankThresholds
 from resdiag.errors import ResdiagError
 from resdiag.metrics.rank import weight_spectra
 from resdiag.probes.features import FeatureProbe
-from resdiag.probes.layers import find_blocks, find_layers
+from resdiag.probes.layers import Layer, find_blocks, find_layers
 from resdiag.results import (
     FeatureRankRow,
     ModelInfo,
@@ -88,11 +88,13 @@ def rank_from_probe(
     atol: float | None = None,
     checkpoint: Path | None = None,
     spectra: bool = True,
+    layers: list[Layer] | None = None,
 ) -> RankResult:
     """The RankResult of a model's current weights and of the features ``probe`` recorded.
-    ``spectra=False``: the features alone (no weight rows, the weight rules not applied)."""
+    ``spectra=False``: the features alone (no weight rows, the weight rules not applied).
+    ``layers``: the model's ``find_layers`` when the caller keeps them (the Monitor does)."""
     probe.collect()
-    layers = find_layers(model) if spectra else []
+    layers = (find_layers(model) if layers is None else layers) if spectra else []
     computed = weight_spectra([layer.weight.detach() for layer in layers], conv=conv, rtol=rtol, atol=atol)
     weights = tuple(
         WeightRank(i, layer.name, layer.kind, layer.shape, sp.matrix_shape, sp.num_matrices, sp.erank,
