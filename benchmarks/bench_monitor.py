@@ -7,7 +7,9 @@ median wall time of: a bare training step (zero_grad, forward, backward, SGD ste
 inside ``Monitor.record`` on a step that is not due (target <= 1.01x); on a recorded step
 (target <= 1.10x); recorded with ``features=True`` (target <= 1.5x); and with ``features=True`` on a
 recording where the weight spectra are not due (``spectra_every``: the feature ranks alone).
-Prints the ratios to the bare step. ResNet-18 is torchvision's layout ([2, 2, 2, 2] BasicBlocks, 7x7 stem, 1000 classes),
+Prints the ratios to the bare step, and the seconds the weight spectra add to a recording,
+(features - no spectra) x bare step: they depend on the weights alone, not on the batch, so the
+``features`` ratio falls as the batch (--batch-size, --image-size, --seq-len) grows. ResNet-18 is torchvision's layout ([2, 2, 2, 2] BasicBlocks, 7x7 stem, 1000 classes),
 defined here so that no torchvision is needed; GPT-2-small is ``GPT2LMHeadModel(GPT2Config())``
 (12 layers, 768 wide, 124M parameters), random init. On CUDA each timed step ends with a
 ``torch.cuda.synchronize()`` (the bare step included), so the ratios compare whole steps.
@@ -55,7 +57,7 @@ def resnet18(classes: int = 1000) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def problem(name: str, batch: int, device: str = "cpu", image: int = 112):
+def problem(name: str, batch: int, device: str = "cpu", image: int = 112, seq: int = 64):
     g = torch.Generator().manual_seed(0)
     if name == "resnet18":
         model = resnet18().to(device)
@@ -65,13 +67,14 @@ def problem(name: str, batch: int, device: str = "cpu", image: int = 112):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model = GPT2LMHeadModel(GPT2Config()).to(device)
-    ids = torch.randint(0, 50257, (batch, 64), generator=g).to(device)
+    ids = torch.randint(0, 50257, (batch, seq), generator=g).to(device)
     return model, lambda: model(input_ids=ids, labels=ids).loss
 
 
-def bench(name: str, batch: int, repeats: int, device: str = "cpu", image: int = 112) -> dict[str, float]:
+def bench(name: str, batch: int, repeats: int, device: str = "cpu", image: int = 112,
+          seq: int = 64) -> dict[str, float]:
     torch.manual_seed(0)
-    model, loss_fn = problem(name, batch, device, image)
+    model, loss_fn = problem(name, batch, device, image, seq)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
@@ -112,19 +115,21 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--image-size", type=int, default=112,
-                    help="ResNet-18's input side (GPT-2: sequences of 64)")
+                    help="ResNet-18's input side")
+    ap.add_argument("--seq-len", type=int, default=64, help="GPT-2's tokens per sequence")
     args = ap.parse_args()
     cuda = args.device.startswith("cuda")
     where = torch.cuda.get_device_name() if cuda else f"{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {args.device} ({where}), batch {args.batch_size}, ResNet-18 at "
-          f"{args.image_size}x{args.image_size}, median of {args.repeats}, interleaved")
+          f"{args.image_size}x{args.image_size}, GPT-2 sequences of {args.seq_len}, median of {args.repeats}, "
+          "interleaved")
     print(f"{'model':10} {'bare step':>10} {'between':>8} {'recorded':>9} {'features':>9} {'no spectra':>10}"
-          "  (targets 1.01 1.10 1.5 1.5)")
+          f" {'spectra':>8}  (targets 1.01 1.10 1.5 1.5; spectra: seconds they add to a recording)")
     for name in args.models.split(","):
-        r = bench(name, args.batch_size, args.repeats, args.device, args.image_size)
+        r = bench(name, args.batch_size, args.repeats, args.device, args.image_size, args.seq_len)
         print(f"{name:10} {r['bare_s']:9.3f}s {r['between']:7.3f}x {r['recorded']:8.3f}x "
               f"{r['features']:8.3f}x "
-              f"{r['no_spectra']:9.3f}x")
+              f"{r['no_spectra']:9.3f}x {(r['features'] - r['no_spectra']) * r['bare_s']:7.2f}s")
 
 
 if __name__ == "__main__":
