@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from resdiag.metrics.rank import FeatureRank, power_of_two_scale, effective_rank
+from resdiag.metrics.eigen import symmetric_eigenvalues
+from resdiag.metrics.rank import FeatureRank, effective_rank, power_of_two_scale
 
 _EPS64 = torch.finfo(torch.float64).eps
 
@@ -53,22 +54,31 @@ class GramStats:
 
 def gram_stats(x: Tensor) -> GramStats:
     """``GramStats`` of responses x of shape (b, *feature_dims), computed in float64 on x's device
-    without a host sync. A non-finite x gives finite=False (its statistics are those of zeros)."""
-    flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
-    finite = torch.isfinite(flat).all()
-    flat = torch.where(finite, flat, 0.0)
-    scale = power_of_two_scale(flat.abs().amax())
-    flat = flat * scale
-    shifted = flat - flat[:1]  # identical rows centre to an exact 0
-    shift_mean = shifted.mean(0)
-    centred = shifted - shift_mean
-    mean = flat[0] + shift_mean
+    without a host sync. A non-finite x gives finite=False (its statistics are those of zeros).
+
+    One float64 copy of x, worked on in place (the probe calls this inside the forward pass, on
+    responses of up to b x C*H*W entries): the range and finiteness come from x itself (its max |x|
+    is NaN or inf exactly when x has a NaN or inf entry), the small statistics are zeroed afterwards
+    when x is not finite, instead of zeroing x."""
+    flat = x.detach().reshape(x.shape[0], -1)
+    amax = flat.abs().amax().to(torch.float64)
+    finite = torch.isfinite(amax)
+    scale = power_of_two_scale(torch.where(finite, amax, 0.0))
+    work = flat.to(torch.float64, copy=True).mul_(scale)  # exact: a power of two
+    first = work[0].clone()
+    work.sub_(first)  # identical rows centre to an exact 0
+    shift_mean = work.mean(0)
+    centred = work.sub_(shift_mean)
+    mean = first.add_(shift_mean)
+    zero = torch.zeros((), dtype=torch.float64, device=work.device)
+    gram, cross = centred @ centred.T, centred @ mean
+    mean_sq = mean.square().sum()
+    mean_var = mean.var(correction=0) if mean.numel() > 1 else zero
     return GramStats(
-        gram=centred @ centred.T,
-        cross=centred @ mean,
-        mean_sq=mean.square().sum(),
-        mean_var=mean.var(correction=0) if mean.numel() > 1 else torch.zeros((), dtype=mean.dtype,
-                                                                             device=mean.device),
+        gram=torch.where(finite, gram, zero),
+        cross=torch.where(finite, cross, zero),
+        mean_sq=torch.where(finite, mean_sq, zero),
+        mean_var=torch.where(finite, mean_var, zero),
         scale=scale,
         finite=finite,
         features=flat.shape[1],
@@ -78,7 +88,7 @@ def gram_stats(x: Tensor) -> GramStats:
 def _floored_eigenvalues(gram: Tensor, size: Tensor) -> Tensor:
     """Eigenvalues of each symmetric (n, b, b) matrix, descending, clamped >= 0; those at or below
     size * eps64 * lambda_max (numpy's matrix_rank tolerance on the Gram) set to 0."""
-    lam = torch.linalg.eigvalsh(gram).flip(-1).clamp_min(0)
+    lam = symmetric_eigenvalues(gram)
     return torch.where(lam > (size * _EPS64)[:, None] * lam[:, :1], lam, 0.0)
 
 

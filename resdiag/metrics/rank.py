@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from resdiag.metrics.eigen import gram_eigenvalues
 
 CONV_MODES = ("flat", "slices")
 SV_METHODS = ("svd", "gram")
@@ -67,39 +68,12 @@ def singular_values(mats: Tensor, method: str = "svd") -> Tensor:
     if method == "svd":
         s = torch.linalg.svdvals(mats)
     else:
-        lam = _gram_eigenvalues(mats)
+        lam = gram_eigenvalues(mats)
         s = lam.sqrt()
         redo = lam[..., -1] < _EPS64**0.5 * lam[..., 0]
         if redo.any():
             s[redo] = torch.linalg.svdvals(mats[redo])
     return torch.where(finite[..., None], s, torch.nan)
-
-
-def _gram_eigenvalues(x: Tensor) -> Tensor:
-    """Eigenvalues (..., min(b, f)) of the smaller Gram of x (..., b, f), descending, clamped >= 0.
-
-    They are the squared singular values of x, with absolute error ~ eps * s_max^2.
-    """
-    if x.device.type == "cpu" and x.dtype == torch.float64:
-        return _gram_eigenvalues_numpy(x)
-    gram = x @ x.mT if x.shape[-1] >= x.shape[-2] else x.mT @ x
-    return torch.linalg.eigvalsh(gram).flip(-1).clamp(min=0)
-
-
-def _gram_eigenvalues_numpy(x: Tensor) -> Tensor:
-    """`_gram_eigenvalues` of a CPU float64 x with numpy: A A^T of one buffer is a BLAS syrk (half
-    the flops of torch's general matmul) and numpy's eigvalsh (LAPACK syevd) is the faster one on
-    CPUs measured (benchmarks/bench_rank.py, "gram eigenvalues": 1.46x on GPT-2-small's 50 matrices,
-    2 cores). Its threads are numpy's BLAS threads (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS, which
-    torchrun sets to 1), not torch.set_num_threads."""
-    b, f = x.shape[-2:]
-    a = x.detach().reshape(-1, b, f).numpy()
-    size = min(b, f)
-    grams = np.empty((a.shape[0], size, size))
-    for i, m in enumerate(a):  # one 2-D product each: numpy's syrk path is for 2-D operands only
-        np.matmul(m, m.T, out=grams[i]) if f >= b else np.matmul(m.T, m, out=grams[i])
-    lam = torch.from_numpy(np.linalg.eigvalsh(grams)[..., ::-1].copy())
-    return lam.reshape(*x.shape[:-2], size).clamp(min=0)
 
 
 def _ratio(num: Tensor, den: Tensor) -> Tensor:
@@ -270,7 +244,7 @@ def _feature_singular_values(x: Tensor) -> Tensor:
     to the Gram) are rounding noise from forming it and are set to 0: an exactly low-rank X keeps
     its rank; true singular values below ~sqrt(max(b, f) * eps) * s_max (1e-7 s_max) are lost.
     """
-    lam = _gram_eigenvalues(x)
+    lam = gram_eigenvalues(x)
     floor = max(x.shape[-2:]) * _EPS64 * lam[..., :1]
     return torch.where(lam > floor, lam, 0.0).sqrt()
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from resdiag.metrics.eigen import symmetric_eigenvalues
 from resdiag.metrics.rank import effective_rank
 
 _EPS64 = torch.finfo(torch.float64).eps
@@ -66,7 +67,7 @@ def token_stats(x: Tensor, eps: float | None = None) -> Tensor:
     energy = xs.square().sum((1, 2))
     energy_c = centred.square().sum((1, 2))
     gram = centred @ centred.mT if t <= d else centred.mT @ centred
-    lam = torch.linalg.eigvalsh(gram).flip(-1).clamp_min(0)
+    lam = symmetric_eigenvalues(gram)
     # (max(T, D) eps ||X_b||_F)^2 on the eigenvalues; and the Gram's own rounding in float64,
     # max(T, D) eps64 lambda_max (the rule of resdiag/metrics/features.py).
     tol = torch.maximum((max(t, d) * eps) ** 2 * energy, max(t, d) * _EPS64 * lam[:, 0])

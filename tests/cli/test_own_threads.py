@@ -1,4 +1,4 @@
-"""resdiag's own norm workers (resdiag/metrics/norms.py) are not a user model's stray threads: a zoo
+"""resdiag's own workers (resdiag/metrics/threads.py, used by the norms) are not a user model's stray threads: a zoo
 run must not print "your model left N thread(s) running"."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def test_norm_pool_threads_are_not_strays():
         norms.l2_norms(big)  # starts the pool
     finally:
         torch.set_num_threads(before)
-    assert any(t.name.startswith("resdiag-norm") for t in threading.enumerate())
+    assert any(t.name.startswith("resdiag-worker") for t in threading.enumerate())
     assert not any(t.name.startswith("resdiag-") for t in stray_threads())
 
 

@@ -57,3 +57,26 @@ def test_batched_mixed_feature_sizes():
     assert ra.erank == pytest.approx(feature_rank(a).erank, rel=1e-9)
     assert rb.erank == pytest.approx(feature_rank(b).erank, rel=1e-9)
     assert rb.erank_ratio == pytest.approx(feature_rank(b).erank / 5, rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_input_untouched_and_every_dtype_gives_the_float64_numbers(dtype):
+    """gram_stats works in place on its own float64 copy: the caller's tensor (a live activation)
+    is unchanged, and a narrow dtype gives exactly what the same values in float64 give."""
+    torch.manual_seed(3)
+    x = (torch.randn(6, 3, 5, 5) * 1e3 + 7).to(dtype)
+    before = x.clone()
+    got = via_gram(x)[0]
+    assert torch.equal(x, before)
+    want = via_gram(x.to(torch.float64))[0]
+    assert got == want
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_any_non_finite_entry_flags_without_poisoning_others(bad):
+    torch.manual_seed(4)
+    x, clean = torch.randn(5, 9), torch.randn(5, 9)
+    x[2, 3] = bad
+    r, ok = via_gram(x, clean)
+    assert not r.finite and all(np.isnan(getattr(r, f)) for f in ("erank", "rank1_distance", "response_std"))
+    assert ok.finite and ok.erank == pytest.approx(feature_rank(clean).erank, rel=1e-9)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from resdiag.metrics import norms
+from resdiag.metrics import threads as workers
 
 
 def _tensor() -> torch.Tensor:
@@ -41,7 +42,7 @@ def test_result_does_not_depend_on_threads():
 def test_forked_child_computes_norms():
     torch.set_num_threads(max(2, torch.get_num_threads()))
     want = float(norms.l2_norms([_tensor(), _tensor()])[1])  # the parent's pool now exists
-    assert norms._POOL is not None
+    assert workers._POOL is not None
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_norms_in_child, args=(queue,))
@@ -52,3 +53,21 @@ def test_forked_child_computes_norms():
     assert child.exitcode == 0
     threads, got = queue.get(timeout=5)
     assert threads >= 2 and got == want  # the child ran the threaded path
+
+
+def test_both_cpu_paths_are_float64_exact_and_blas_threads_are_restored():
+    """The BLAS-dot path (BLAS held to one thread) and the einsum path (BLAS not controllable) give
+    the float64 sum of squares to float64 rounding, for float32 and float16 input; the BLAS thread
+    count is what it was after the call."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    g = np.random.default_rng(0)
+    for dtype in (np.float32, np.float16):
+        a = (g.standard_normal(3 * norms._SUB + 11) * 1e-3).astype(dtype)
+        exact = float(np.sum(a.astype(np.float64) ** 2))  # numpy's pairwise float64 sum
+        blas = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        with workers.one_blas_thread() as single:
+            dot = norms._sum_of_squares_dot(a)
+        assert [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"] == blas
+        assert single == bool(blas)
+        assert dot == pytest.approx(exact, rel=1e-13)
+        assert norms._sum_of_squares_einsum(a) == pytest.approx(exact, rel=1e-13)
