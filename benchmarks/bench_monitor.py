@@ -121,7 +121,8 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     where = torch.cuda.get_device_name() if cuda else f"{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {args.device} ({where}), batch {args.batch_size}, ResNet-18 at "
-          f"{args.image_size}x{args.image_size}, GPT-2 sequences of {args.seq_len}, median of {args.repeats}, "
+          f"{args.image_size}x{args.image_size}, GPT-2 sequences of {args.seq_len}, "
+          f"median of {args.repeats}, "
           "interleaved")
     print(f"{'model':10} {'bare step':>10} {'between':>8} {'recorded':>9} {'features':>9} {'no spectra':>10}"
           f" {'spectra':>8}  (targets 1.01 1.10 1.5 1.5; spectra: seconds they add to a recording)")

@@ -5,7 +5,9 @@
 For one float32 tensor of N standard-normal entries (default 3.8e7, the size of GPT-2's token
 embedding), interleaved, median of R: torch's float32 ``vector_norm`` (the reference time), the
 float64-accumulated ``torch._foreach_norm(..., dtype=float64)``, numpy's
-``einsum('i,i->', x, x, dtype=float64)`` (CPU only), and resdiag's ``l2_norm``. Prints each one's
+``einsum('i,i->', x, x, dtype=float64)``, resdiag's two chunked CPU paths over its worker threads
+(exact float64 conversion + ddot with BLAS on one thread; einsum where BLAS cannot be held), and
+resdiag's ``l2_norm``. Prints each one's
 time as a ratio to the float32 norm, and its relative error against an exact float64 reference
 (float64 copy, float64 dot). Why resdiag takes the norm it takes: resdiag/metrics/norms.py.
 """
@@ -13,13 +15,16 @@ time as a ratio to the float32 norm, and its relative error against an exact flo
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
 import numpy as np
 import torch
 
+from resdiag.metrics import norms
 from resdiag.metrics.norms import l2_norm
+from resdiag.metrics.threads import map_threads, one_blas_thread
 
 
 def main() -> None:
@@ -40,6 +45,15 @@ def main() -> None:
         a = x.numpy()
         ways["numpy einsum float64"] = lambda: torch.tensor(
             np.sqrt(np.einsum("i,i->", a, a, dtype=np.float64)))
+        # what l2_norm runs when threadpoolctl can hold BLAS to one thread, and what it runs when
+        # it cannot, both over resdiag's worker threads (resdiag/metrics/norms.py)
+        for label, path in (("chunks, ddot", norms._sum_of_squares_dot),
+                            ("chunks, einsum", norms._sum_of_squares_einsum)):
+            def chunked(path=path):
+                chunks = [a[s:s + norms._CHUNK] for s in range(0, a.size, norms._CHUNK)]
+                with one_blas_thread():
+                    return torch.tensor(math.sqrt(sum(map_threads(path, chunks))), dtype=torch.float64)
+            ways[label] = chunked
     times: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(args.repeats + 1):  # the first round warms up
         for name, f in ways.items():

@@ -99,7 +99,8 @@ def compare_gram(repeats: int) -> None:
     t, n = statistics.median(times["torch"]), statistics.median(times["numpy"])
     diff = max(float(((x - y).abs() / y.abs().amax(-1, keepdim=True)).max())
                for x, y in zip(with_numpy(), with_torch(), strict=True))
-    print(f"gram eigenvalues, GPT-2-small's {sum(len(a) for a in mats)} matrices: torch {t:.2f} s, resdiag (numpy) {n:.2f} s, "
+    print(f"gram eigenvalues, GPT-2-small's {sum(len(a) for a in mats)} matrices: torch {t:.2f} s, "
+          f"resdiag (numpy) {n:.2f} s, "
           f"{t / n:.2f}x; largest difference {diff:.1e} of the largest eigenvalue")
 
 

@@ -119,7 +119,8 @@ def main() -> None:
     # the phases inside Monitor.end, timed where they are called (the library is not changed)
     StepProbe.step = timed(CLOCK, "reductions", StepProbe.step, sync)
     Monitor._recording = timed(CLOCK, "result", Monitor._recording, sync)
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    cuda = args.device.startswith("cuda")
+    where = torch.cuda.get_device_name() if cuda else f"{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {args.device} ({where}), batch {args.batch_size}")
     for name in args.models.split(","):
         run(name, args)

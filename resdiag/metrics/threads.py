@@ -5,11 +5,12 @@ those calls contend for BLAS's own pool and run slower than one thread alone (dd
 than numpy's einsum on 2 cores). With BLAS on one thread per call and one call per worker, work
 split over the workers scales: on 2 cores, 12 eigenvalue problems of 768x768 (the weight spectra)
 take 0.30 s against 0.42 s in one batched call, and the float64 dot products of the gradient norms
-are 1.25x faster than numpy's einsum (benchmarks/bench_rank.py, bench_norms.py).
+are 1.04-1.4x faster than numpy's einsum (benchmarks/bench_rank.py, bench_norms.py).
 The limit is set through threadpoolctl for the duration of the work and restored after it.
 
 The workers are named ``resdiag-*``: they are resdiag's, not a user's stray threads
-(resdiag/cli/process.py, stray_threads). A forked child (DataLoader workers, ``sweep --jobs``) starts its own pool.
+(resdiag/cli/process.py, stray_threads). A forked child (DataLoader workers, ``sweep --jobs``)
+starts its own pool.
 """
 
 from __future__ import annotations
