@@ -25,6 +25,11 @@ timeout 150 $G python3 benchmarks/bench_monitor.py --device cuda --repeats 15 --
   | tee "$OUT/bench_monitor_cuda.log"
 timeout 100 $G python3 benchmarks/bench_monitor.py --device cuda --repeats 15 --batch-size 64 --image-size 224 \
   --models resnet18 2>&1 | tail -1 | tee -a "$OUT/bench_monitor_cuda.log"
+echo "== where the Monitor's recorded step spends its time on CUDA (host clock; then synchronised per phase)"
+timeout 120 $G python3 benchmarks/profile_monitor.py --device cuda --batch-size 32 --repeats 15 2>&1 \
+  | grep -v loss_type | tee "$OUT/profile_monitor.log" | grep -A8 "^=="
+timeout 120 $G python3 benchmarks/profile_monitor.py --device cuda --batch-size 32 --repeats 15 --sync 2>&1 \
+  | grep -v loss_type | tee -a "$OUT/profile_monitor.log" | grep -A8 "^=="
 echo "== the suite on this torch (background), calibration"
 (taskset -c 8-15 timeout "${SUITE_TIMEOUT:-240}" python3 -m pytest -q -x -n 8 -p no:cacheprovider \
   > "$OUT/suite.log" 2>&1) &

@@ -43,29 +43,43 @@ def _eigvalsh_numpy(grams: np.ndarray) -> np.ndarray:
     """np.linalg.eigvalsh of a batch (..., n, n), the matrices split over resdiag's worker threads
     with BLAS on one thread each: the tridiagonal reduction inside syevd is matrix-vector work that
     BLAS's own threads barely speed up (12 Grams of 768x768: 0.30 s against 0.42 s for one batched
-    call, 2 cores). Each matrix is solved by the same LAPACK call either way."""
+    call, 2 cores). Each matrix is solved by the same LAPACK call on one BLAS thread, whatever the
+    number of workers, so the eigenvalues do not depend on it."""
     flat = grams.reshape(-1, *grams.shape[-2:])
     parts = workers(len(flat))
-    if parts < 2 or grams.shape[-1] < _SPLIT_FROM:
-        return np.linalg.eigvalsh(grams)
-    with one_blas_thread() as single:
-        if not single:  # several multithreaded BLAS calls at once contend: one batched call instead
+    with one_blas_thread() as single:  # held in the serial case too: the same bits for any thread count
+        if not single or parts < 2 or grams.shape[-1] < _SPLIT_FROM:
+            # without control of BLAS, several multithreaded calls at once contend: one batched call
             return np.linalg.eigvalsh(grams)
         lam = map_threads(np.linalg.eigvalsh, np.array_split(flat, parts))
     return np.concatenate(lam).reshape(grams.shape[:-1])
 
 
+_PIECE = 8192  # the inner dimension of a Gram is summed in pieces of this many: tasks for the workers
+
+
 def _gram_eigenvalues_numpy(x: Tensor) -> Tensor:
-    """`gram_eigenvalues` of a CPU float64 x with numpy: A A^T of one buffer is a BLAS syrk (half
-    the flops of torch's general matmul) and numpy's eigvalsh (LAPACK syevd) is the faster one on
-    CPUs measured; with `_eigvalsh_numpy`'s split, GPT-2-small's 50 matrices take 3.75 s against
-    torch's 6.52 s on 2 cores (benchmarks/bench_rank.py, "gram eigenvalues"). The syrk runs on
-    numpy's BLAS threads (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS, which torchrun sets to 1), the
-    split on at most torch.get_num_threads() workers (resdiag/metrics/threads.py)."""
+    """`gram_eigenvalues` of a CPU float64 x with numpy. The Gram A A^T of one buffer is a BLAS syrk
+    (half the flops of torch's general matmul), taken in pieces of at most 8192 along the inner
+    dimension (a fixed split: the same sums for any thread count) on resdiag's workers with BLAS on
+    one thread each, like the eigenvalue problems after it (`_eigvalsh_numpy`). So no BLAS thread
+    pool is left spinning after the call to slow the training step that follows it on a small
+    machine. GPT-2-small's 50 matrices: 3.75 s against torch's 6.52 s on 2 cores
+    (benchmarks/bench_rank.py, "gram eigenvalues")."""
     b, f = x.shape[-2:]
     a = x.detach().reshape(-1, b, f).numpy()
-    size = min(b, f)
-    grams = np.empty((a.shape[0], size, size))
-    for i, m in enumerate(a):  # one 2-D product each: numpy's syrk path is for 2-D operands only
-        np.matmul(m, m.T, out=grams[i]) if f >= b else np.matmul(m.T, m, out=grams[i])
+    if f < b:
+        a = a.transpose(0, 2, 1)  # the Gram of the smaller side: a a^T of the (size x inner) matrix
+    size, inner = a.shape[-2:]
+    tasks = [(i, s) for i in range(a.shape[0]) for s in range(0, inner, _PIECE)]
+
+    def piece(task: tuple[int, int]) -> np.ndarray:
+        m = a[task[0], :, task[1]:task[1] + _PIECE]
+        return m @ m.T  # one buffer, transposed: numpy calls syrk
+
+    with one_blas_thread() as single:
+        parts = map_threads(piece, tasks) if single else [piece(t) for t in tasks]
+    grams = np.zeros((a.shape[0], size, size))
+    for (i, _), g in zip(tasks, parts, strict=True):  # in task order: fixed sums
+        grams[i] += g
     return symmetric_eigenvalues(torch.from_numpy(grams)).reshape(*x.shape[:-2], size)

@@ -31,6 +31,20 @@ def test_split_eigenvalues_equal_one_batched_call(shape):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
+def test_eigenvalues_do_not_depend_on_the_thread_count():
+    pytest.importorskip("threadpoolctl")
+    g = _grams(6, 100)
+    before = torch.get_num_threads()
+    try:
+        got = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            got.append(eigen._eigvalsh_numpy(g))
+    finally:
+        torch.set_num_threads(before)
+    assert all(np.array_equal(got[0], other) for other in got[1:])
+
+
 def test_without_blas_control_one_batched_call(monkeypatch):
     calls = []
     monkeypatch.setattr(eigen, "one_blas_thread", lambda: contextlib.nullcontext(False))
