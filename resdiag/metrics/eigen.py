@@ -1,8 +1,8 @@
 """Eigenvalues of symmetric positive semi-definite matrices (Grams), the way resdiag takes them.
 
 On a CPU, numpy's LAPACK and BLAS: the Gram A^T A of one buffer is a BLAS syrk (half the flops of a
-general matmul), and the eigenvalue problems of a batch are split over resdiag's worker threads
-with BLAS on one thread each (resdiag/metrics/threads.py). Elsewhere (CUDA), torch's. Every
+general matmul), summed in fixed pieces, and the pieces and the eigenvalue problems of a batch are
+split over resdiag's worker threads with BLAS on one thread each (resdiag/metrics/threads.py). Elsewhere (CUDA), torch's. Every
 eigenvalue comes from the same LAPACK syevd call either way; benchmarks/bench_rank.py ("gram
 eigenvalues") times both against torch.
 """
@@ -64,7 +64,7 @@ def _gram_eigenvalues_numpy(x: Tensor) -> Tensor:
     dimension (a fixed split: the same sums for any thread count) on resdiag's workers with BLAS on
     one thread each, like the eigenvalue problems after it (`_eigvalsh_numpy`). So no BLAS thread
     pool is left spinning after the call to slow the training step that follows it on a small
-    machine. GPT-2-small's 50 matrices: 3.75 s against torch's 6.52 s on 2 cores
+    machine. GPT-2-small's 50 matrices: 3.55 s against torch's 7.16 s on 2 cores
     (benchmarks/bench_rank.py, "gram eigenvalues")."""
     b, f = x.shape[-2:]
     a = x.detach().reshape(-1, b, f).numpy()
