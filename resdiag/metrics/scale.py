@@ -15,6 +15,7 @@ Pure functions on numbers and tensors; float64 throughout.
 from __future__ import annotations
 
 import math
+import statistics
 
 import torch
 
@@ -37,8 +38,5 @@ def weight_gain(matrix: torch.Tensor) -> float:
 def median_gain(frobenius: list[float], fan_out: list[int]) -> float:
     """The median over layers of ``gain_from_norm``: the typical matmul's gain, robust to the one
     odd layer (a patch embedding, a head). NaN when there is no layer."""
-    gains = sorted(gain_from_norm(f, n) for f, n in zip(frobenius, fan_out, strict=True))
-    if not gains:
-        return math.nan
-    mid = len(gains) // 2
-    return gains[mid] if len(gains) % 2 else 0.5 * (gains[mid - 1] + gains[mid])
+    gains = [gain_from_norm(f, n) for f, n in zip(frobenius, fan_out, strict=True)]
+    return statistics.median(gains) if gains else math.nan

@@ -33,11 +33,8 @@ def estimate_bytes(cfg: ModelConfig, batch_size: int, backward: bool = True) -> 
     if isinstance(cfg, TransformerConfig):
         t, d = cfg.input_shape[0], cfg.width
         blocks, maps, per_block = cfg.depth, [t * (d + 2 * cfg.heads * t // SAVED_PER_TOKEN)], SAVED_PER_TOKEN
-        params = cfg.depth * (4 + 2 * cfg.mlp_ratio) * d * d + (cfg.vocab_size + cfg.num_classes) * d
     elif isinstance(cfg, MLPConfig):
         blocks, maps, per_block = cfg.depth, [cfg.width], SAVED_PER_MLP_BLOCK
-        params = cfg.depth * cfg.width * (cfg.width + 1) + math.prod(cfg.input_shape) * cfg.width
-        params += cfg.width * cfg.num_classes
     else:
         n = cfg.blocks_per_stage
         _, h, w = cfg.input_shape
@@ -45,8 +42,7 @@ def estimate_bytes(cfg: ModelConfig, batch_size: int, backward: bool = True) -> 
         c0 = 16 * cfg.width
         maps = [c0 * 2**s * expansion * max(1, h // 2**s) * max(1, w // 2**s) for s in range(3)]
         blocks, per_block = 3 * n, SAVED_PER_BLOCK
-        params = n * sum(2 * 9 * (c0 * 2**s) ** 2 * expansion for s in range(3))
-        params += 4 * c0 * expansion * cfg.num_classes  # the classifier
+    params = sum(_weight_terms(cfg).values())
     if backward:
         kept = batch_size * per_block * sum(maps) * blocks / len(maps)
         return int((kept + 3 * params) * BYTES)
@@ -85,7 +81,8 @@ def check_fits(cfg: ModelConfig, batch_size: int, device, backward: bool = True)
 
 
 def _weight_terms(cfg: ModelConfig) -> dict[str, int]:
-    """The model's weights, split by the options that set them (the ``params`` of estimate_bytes)."""
+    """The model's weights, split by the options that set them (their sum is estimate_bytes's
+    ``params``; the ResNet classifier is the "--num-classes" term)."""
     if isinstance(cfg, TransformerConfig):
         d = cfg.width
         return {"--depth or --width": cfg.depth * (4 + 2 * cfg.mlp_ratio) * d * d,
