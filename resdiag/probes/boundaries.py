@@ -20,6 +20,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from resdiag.model_output import split_output
+
 HIDDEN_KWARGS = ("hidden_states", "x", "src", "tgt", "hidden_state", "input")
 HIDDEN_KEYS = ("last_hidden_state", "hidden_states", "hidden_state")
 
@@ -28,6 +30,13 @@ def in_backward() -> bool:
     """Whether the autograd engine is running a backward on this thread: a block called then is
     being recomputed for activation checkpointing, not called by the model's forward."""
     return torch._C._current_graph_task_id() != -1
+
+
+def output_to_hook(output) -> torch.Tensor | None:
+    """The model output whose gradient this step's backward will carry (its first tensor, as
+    ``split_output`` reads it), or None: not differentiable, or a checkpoint recomputation."""
+    out = split_output(output)[0]
+    return out if out is not None and out.requires_grad and not in_backward() else None
 
 
 def block_input(args: tuple, kwargs: Mapping):

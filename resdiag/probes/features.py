@@ -30,8 +30,7 @@ from torch import nn
 from resdiag.metrics.features import GramStats, feature_ranks_from_gram, gram_stats
 from resdiag.metrics.rank import FeatureRank
 from resdiag.metrics.tokens import TokenRank, token_rank_from_stats, token_stats
-from resdiag.model_output import split_output
-from resdiag.probes.boundaries import BoundaryHooks, in_backward, keep_boundaries
+from resdiag.probes.boundaries import BoundaryHooks, in_backward, keep_boundaries, output_to_hook
 from resdiag.probes.layers import as_btd, find_blocks, sequence_layout
 
 
@@ -68,8 +67,8 @@ class FeatureProbe(BoundaryHooks):
                 self._handles.append(branch.register_forward_hook(self._branch_hook(name)))
 
     def _output_hook(self, module, args, output) -> None:
-        out = split_output(output)[0]
-        if out is not None and out.requires_grad and not in_backward():
+        out = output_to_hook(output)
+        if out is not None:
             out.register_hook(self._seen_backward)
 
     def _on_boundary(self, x, label: str) -> None:

@@ -32,8 +32,7 @@ import torch
 from torch import nn
 
 from resdiag.metrics.norms import l2_norms
-from resdiag.probes.boundaries import in_backward, keep_boundaries
-from resdiag.model_output import split_output
+from resdiag.probes.boundaries import in_backward, keep_boundaries, output_to_hook
 from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms
 from resdiag.probes.layers import Layer, unwrap
 
@@ -148,8 +147,8 @@ class StepProbe(GradientProbe):
         tensor.register_hook(hook)
 
     def _output_hook(self, module, args, output) -> None:
-        out = split_output(output)[0]
-        if out is not None and out.requires_grad and not in_backward():
+        out = output_to_hook(output)
+        if out is not None:
             self._hook(out, _OUTPUT)
 
     def step(self, all_reduce: bool = False, scale: torch.Tensor | float | None = None,
