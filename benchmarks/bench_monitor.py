@@ -108,15 +108,19 @@ def bench(name: str, batch: int, repeats: int, device: str = "cpu", image: int =
     return {"bare_s": med[None], **{k: med[k] / med[None] for k in kinds[1:]}}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=9)
+def add_problem_args(ap: argparse.ArgumentParser) -> None:
+    """The options that name the models and their steps (also profile_monitor.py's)."""
     ap.add_argument("--models", default="resnet18,gpt2")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--image-size", type=int, default=112,
-                    help="ResNet-18's input side")
+    ap.add_argument("--image-size", type=int, default=112, help="ResNet-18's input side")
     ap.add_argument("--seq-len", type=int, default=64, help="GPT-2's tokens per sequence")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=9)
+    add_problem_args(ap)
     args = ap.parse_args()
     cuda = args.device.startswith("cuda")
     where = torch.cuda.get_device_name() if cuda else f"{torch.get_num_threads()} threads"

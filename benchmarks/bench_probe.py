@@ -44,6 +44,18 @@ def problem(name: str, dev: torch.device, batch_size: int):
     return model, x, y
 
 
+def arch_problem(ap: argparse.ArgumentParser):
+    """``ap`` with --device, --arch and --batch-size added, parsed; the problem they name (``problem``)
+    and a no-argument bare step on it. For the scripts that study one architecture."""
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--arch", default="resnet110")
+    ap.add_argument("--batch-size", type=int, default=128)
+    args = ap.parse_args()
+    dev = resolve_device(args.device)
+    model, x, y = problem(args.arch, dev, args.batch_size)
+    return args, dev, model, lambda: step(model, x, y, dev)
+
+
 def bench_model(name: str, dev: torch.device, batch_size: int, repeats: int,
                 weights_from: str = "grad") -> tuple[float, float]:
     model, x, y = problem(name, dev, batch_size)

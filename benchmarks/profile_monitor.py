@@ -29,7 +29,7 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench_monitor import problem
+from bench_monitor import add_problem_args, problem
 from resdiag.api import Monitor
 from resdiag.probes.training import StepProbe
 
@@ -107,11 +107,7 @@ def run(name: str, args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--models", default="resnet18,gpt2")
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--image-size", type=int, default=112)
-    ap.add_argument("--seq-len", type=int, default=64)
+    add_problem_args(ap)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--sync", action="store_true", help="synchronise the device after every phase")
     args = ap.parse_args()

@@ -12,21 +12,13 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from resdiag.probes.grad import GradientProbe
-from bench_probe import problem, step as bench_step
-from resdiag.run.common import resolve_device, sync
+from bench_probe import arch_problem
+from resdiag.run.common import sync
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--arch", default="resnet110")
-    ap.add_argument("--batch-size", type=int, default=128)
-    args = ap.parse_args()
-    dev = resolve_device(args.device)
-    model, x, y = problem(args.arch, dev, args.batch_size)
-
-    def step():
-        bench_step(model, x, y, dev)
+    args, dev, model, step = arch_problem(ap)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     for name in ("bare", "recorded"):
         with GradientProbe(model, weights_from="grad") as probe:
