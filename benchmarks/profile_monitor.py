@@ -49,7 +49,8 @@ def timed(clock: dict, name: str, fn, sync):
 
 def run(name: str, args) -> None:
     torch.manual_seed(0)
-    model, loss_fn = problem(name, args.batch_size, args.device, args.image_size, args.seq_len)
+    model, loss_fn = problem(name, args.batch_size, args.device, args.image_size, args.seq_len,
+                            args.narrow)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
     cuda = args.device.startswith("cuda")
