@@ -53,22 +53,25 @@ def l2_norm(t: Tensor) -> Tensor:
 
 def l2_norms(ts: Sequence[Tensor]) -> list[Tensor]:
     """``l2_norm`` of each tensor; tensors of a dtype narrower than float64 that share a device
-    go through one fused ``torch._foreach_norm`` call (as ``clip_grad_norm_`` does)."""
+    go through one fused ``torch._foreach_norm`` call (as ``clip_grad_norm_`` does). The Monitor
+    calls it on every gradient and weight of a model per recorded step: one pass, no per-tensor
+    ``detach`` (the reductions run under ``no_grad``)."""
     out: list[Tensor | None] = [None] * len(ts)
     groups: dict[torch.device, list[int]] = {}
-    for i, t in enumerate(ts):
-        t = t.detach()
-        if t.dtype == torch.float64:
-            out[i] = _scaled_norm(t)
-        elif t.dtype in _NARROW:
-            groups.setdefault(t.device, []).append(i)
-        else:  # integer or bool gradients do not occur; complex: |z| entries
-            out[i] = _scaled_norm(t.abs().to(torch.float64) if t.is_complex() else t.to(torch.float64))
-    for device, idx in groups.items():
-        tensors = [ts[i].detach() for i in idx]
-        norms = _cpu_norms(tensors) if device.type == "cpu" else _foreach(tensors)
-        for i, n in zip(idx, norms, strict=True):
-            out[i] = n
+    with torch.no_grad():
+        for i, t in enumerate(ts):
+            dtype = t.dtype
+            if dtype in _NARROW:
+                groups.setdefault(t.device, []).append(i)
+            elif dtype == torch.float64:
+                out[i] = _scaled_norm(t)
+            else:  # integer or bool gradients do not occur; complex: |z| entries
+                out[i] = _scaled_norm(t.abs().to(torch.float64) if t.is_complex() else t.to(torch.float64))
+        for device, idx in groups.items():
+            tensors = [ts[i] for i in idx]
+            norms = _cpu_norms(tensors) if device.type == "cpu" else _foreach(tensors)
+            for i, n in zip(idx, norms, strict=True):
+                out[i] = n
     return out  # type: ignore[return-value]
 
 
@@ -87,15 +90,17 @@ _SMALL = 1 << 16  # below this many entries torch's float64 conversion costs les
 
 def _cpu_norms(ts: list[Tensor]) -> list[Tensor]:
     """float64-accumulated norms of CPU float32/float16/bfloat16 tensors (see the module)."""
-    small = [i for i, t in enumerate(ts) if t.numel() < _SMALL]
+    small: list[int] = []
+    large: list[int] = []
+    for i, t in enumerate(ts):
+        (small if t.numel() < _SMALL else large).append(i)
     out: list[Tensor | float] = [0.0] * len(ts)
     if small:
         for i, n in zip(small, _foreach([ts[i] for i in small]), strict=True):
             out[i] = n
-    large = [i for i in range(len(ts)) if ts[i].numel() >= _SMALL]
     if large:
         # numpy has no bfloat16: its float32 copy is exact
-        flat = [(ts[i].float() if ts[i].dtype == torch.bfloat16 else ts[i]).reshape(-1).numpy()
+        flat = [(ts[i].float() if ts[i].dtype == torch.bfloat16 else ts[i]).detach().reshape(-1).numpy()
                 for i in large]
         sums = _sums_of_squares(flat)
         for i, n in zip(large, torch.tensor(sums, dtype=torch.float64).sqrt().unbind(), strict=True):
@@ -114,7 +119,11 @@ def _sums_of_squares(arrays: list[np.ndarray]) -> list[float]:
     does not depend on the number of threads."""
     chunks = [(k, a[s:s + _CHUNK]) for k, a in enumerate(arrays) for s in range(0, a.size, _CHUNK)]
     with one_blas_thread() as single:
-        parts = map_threads(_sum_of_squares_dot if single else _sum_of_squares_einsum, [c for _, c in chunks])
+        fn = _sum_of_squares_dot if single else _sum_of_squares_einsum
+        if sum(a.size for a in arrays) <= _CHUNK:  # one chunk's work: handing it to a thread costs more
+            parts = [fn(c) for _, c in chunks]
+        else:
+            parts = map_threads(fn, [c for _, c in chunks])
     sums = [0.0] * len(arrays)
     for (k, _), v in zip(chunks, parts, strict=True):
         sums[k] += v

@@ -73,5 +73,14 @@ def one_blas_thread() -> Iterator[bool]:
     if not _BLAS or not _BLAS.lib_controllers:
         yield False
         return
-    with _BLAS.limit(limits=1):
+    # each library's own get/set calls: threadpoolctl's ``limit()`` re-reads every library's
+    # information first, about 0.2 ms, which a small reduction would pay on every recorded step
+    libs = _BLAS.lib_controllers
+    before = [lib.get_num_threads() for lib in libs]
+    try:
+        for lib in libs:
+            lib.set_num_threads(1)
         yield True
+    finally:
+        for lib, n in zip(libs, before, strict=True):
+            lib.set_num_threads(n)
