@@ -52,7 +52,7 @@ class Layer:
     @property
     def fan_out(self) -> int:
         """Outputs of the map: the first dimension of ``matrix`` (He et al. 2015's fan-out)."""
-        return self.shape[1] if self.kind == "conv1d_t" else self.shape[0]
+        return fan_out(self.kind, self.shape)
 
     @property
     def matrix(self) -> torch.Tensor:
@@ -61,6 +61,11 @@ class Layer:
         gradient norm are the same either way."""
         w = self.weight.detach()
         return w.T if self.kind == "conv1d_t" else w
+
+
+def fan_out(kind: str, shape: tuple[int, ...]) -> int:
+    """``Layer.fan_out`` from a shape read once (HF Conv1D stores in x out)."""
+    return shape[1] if kind == "conv1d_t" else shape[0]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -80,6 +85,22 @@ def unwrap(model: nn.Module) -> nn.Module:
             model = model.module
             continue
         return model
+
+
+def named_parameters(modules: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Parameter]]:
+    """``root.named_parameters()`` from ``modules = list(root.named_modules())`` kept by a caller
+    that reads the parameters often (the Monitor, on every recorded step: the module walk costs
+    ~1 ms on a GPT-2, as much as a small GPU step's whole budget). Same names, same order, each
+    parameter once; the parameters themselves are read from the modules now, so one replaced since
+    (FSDP swaps shard views in and out) is the current one."""
+    seen: set[int] = set()
+    out: list[tuple[str, nn.Parameter]] = []
+    for prefix, module in modules:
+        for name, p in module._parameters.items():
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                out.append((f"{prefix}.{name}" if prefix else name, p))
+    return out
 
 
 def _is_hf_conv1d(module: nn.Module) -> bool:

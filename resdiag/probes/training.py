@@ -31,10 +31,10 @@ import math
 import torch
 from torch import nn
 
-from resdiag.metrics.norms import l2_norms
+from resdiag.metrics.norms import l2_norm, l2_norms
 from resdiag.probes.boundaries import in_backward, keep_boundaries, output_to_hook
 from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms
-from resdiag.probes.layers import Layer, unwrap
+from resdiag.probes.layers import Layer, named_parameters, unwrap
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
 
@@ -99,8 +99,11 @@ class StepProbe(GradientProbe):
     gradients. Weight gradients always come from ``.grad`` when the step closes."""
 
     def __init__(self, model: nn.Module, blocks: list[tuple[str, nn.Module]] | None = None,
-                 layers: list[Layer] | None = None):
+                 layers: list[Layer] | None = None, modules: list[tuple[str, nn.Module]] | None = None):
+        """``blocks``, ``layers``, ``modules`` (``unwrap(model).named_modules()`` as a list): found
+        once by a caller that records many steps (the Monitor), else found here."""
         super().__init__(model, layers=layers, blocks=blocks, weights_from="grad")
+        self.modules = list(unwrap(model).named_modules()) if modules is None else modules
         self._norms: dict[str, list[torch.Tensor]] = {}  # label -> its norm in each micro-batch
         self._order: list[str] = []
         self._shape: dict[str, tuple[int, ...]] = {}
@@ -160,12 +163,13 @@ class StepProbe(GradientProbe):
         self._pending.flush()
         labels = [label for label in self._order if label in self._norms]
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
-        boundary = [torch.stack(self._norms[label]).square().sum().sqrt() for label in labels]
-        named = list(unwrap(self.model).named_parameters())  # shared parameters listed once
+        boundary = [_combine(self._norms[label]) for label in labels]
+        named = named_parameters(self.modules)  # shared parameters listed once
+        layer_weights = [layer.weight for layer in self.layers]
         # every parameter, then any layer weight that is not one (listed once, in that order)
-        params = list({id(p): p for p in [p for _, p in named] + [x.weight for x in self.layers]}.values())
+        params = list({id(p): p for p in [p for _, p in named] + layer_weights}.values())
         where = {id(p): i for i, p in enumerate(params)}
-        unique = {id(layer.weight): layer.weight for layer in self.layers}  # tied weights once
+        unique = {id(w): w for w in layer_weights}  # tied weights once
         grads, weights = [p.grad for p in params], list(unique.values())
         if flat_sharded(self.model):
             norms, seen = flat_sharded_norms(grads + weights)
@@ -176,16 +180,16 @@ class StepProbe(GradientProbe):
             gnorms = [next(it) if ok else None for ok in seen]
             wnorms = list(it)
         output = self._norms.get(_OUTPUT)
-        activation = [*boundary, torch.stack(output).square().sum().sqrt() if output else None]
+        activation = [*boundary, _combine(output) if output else None]
         if all_reduce:
             activation = _all_reduce_norms(activation)
         host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
         n, m = len(grads), len(weights)
         g_host, w_host, a_host = host[:n], host[n:n + m], host[n + m:]
         by_id = dict(zip(unique, w_host, strict=True))
-        self.weight_norms = tuple(by_id[id(layer.weight)] for layer in self.layers)
+        self.weight_norms = tuple(by_id[id(w)] for w in layer_weights)
         self.param_grad_norms = {n: g_host[i] for i, (n, _) in enumerate(named) if seen[i]}
-        rows = [where[id(layer.weight)] for layer in self.layers]
+        rows = [where[id(w)] for w in layer_weights]
         step = GradStep(weight_grad=tuple(g_host[i] for i in rows),
                         weight_seen=tuple(seen[i] for i in rows),
                         boundary_grad=tuple(a_host[:-1]),
@@ -193,6 +197,12 @@ class StepProbe(GradientProbe):
                         boundary_names=tuple(labels), output_grad=a_host[-1])
         self.steps.append(step)
         return step
+
+
+def _combine(norms: list[torch.Tensor]) -> torch.Tensor:
+    """sqrt(sum_m n_m^2) of one boundary's norms over the step's micro-batches (the norm of the
+    concatenated gradient), scaled like every norm (no square overflows); one norm is itself."""
+    return norms[0] if len(norms) == 1 else l2_norm(torch.stack(norms))
 
 
 def _to_host(gnorms, wnorms, activation, scale, weights_scaled) -> list[float]:
