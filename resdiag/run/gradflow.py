@@ -14,7 +14,7 @@ from resdiag.errors import ResdiagError
 from resdiag.metrics.gradient import end_to_end_ratio, log_growth_per_block, mean_std, unit_norms
 from resdiag.metrics.scale import median_gain
 from resdiag.probes.grad import GradientProbe
-from resdiag.probes.layers import MATMUL_KINDS, find_blocks
+from resdiag.probes.layers import MATMUL_KINDS, fan_out, find_blocks
 from resdiag.results import (
     BoundaryGrad,
     GradFlowResult,
@@ -96,10 +96,11 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
     matmul = [ok and layer.kind in MATMUL_KINDS for layer, ok in zip(probe.layers, seen, strict=True)]
     seen_means = [g for g, ok in zip(w_mean, matmul, strict=True) if ok]
     last_w = seen_means[-1] if seen_means else float("nan")
+    shapes = [layer.shape for layer in probe.layers]  # read once: a property that resolves the weight
     layers = tuple(
-        LayerGrad(i, layer.name, layer.kind, layer.shape, g, sd, wn, _div(g, wn), _div(g, last_w), ok)
-        for i, (layer, g, sd, wn, ok) in enumerate(
-            zip(probe.layers, w_mean, w_std, probe.weight_norms, seen, strict=True)
+        LayerGrad(i, layer.name, layer.kind, shape, g, sd, wn, _div(g, wn), _div(g, last_w), ok)
+        for i, (layer, shape, g, sd, wn, ok) in enumerate(
+            zip(probe.layers, shapes, w_mean, w_std, probe.weight_norms, seen, strict=True)
         )
     )
     step = probe.steps[0]
@@ -121,7 +122,7 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
         growth_per_block=_exp(slope),
         output_grad_norm=mean_std([[s.output_grad] for s in probe.steps])[0][0],
         # every matmul's weight, with or without a gradient: the scale rule reads the weights
-        weight_gain_median=_gain_median(probe.layers, probe.weight_norms),
+        weight_gain_median=_gain_median(probe.layers, shapes, probe.weight_norms),
     )
     verdict = diagnose(summary, units, unit_names, b_mean, list(step.boundary_names), thresholds,
                        at_init=at_init)
@@ -130,13 +131,14 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
     return GradFlowResult(info, run, layers, boundaries, summary, verdict)
 
 
-def _gain_median(layers, weight_norms) -> float:
+def _gain_median(layers, shapes, weight_norms) -> float:
     """The median weight gain of the matmuls (resdiag/metrics/scale.py), from their Frobenius norms."""
-    pairs = zip(layers, weight_norms, strict=True)
     # FSDP1 leaves each rank a flat (1-D, possibly empty) slice of every weight outside forward:
     # its fan-out is unknown there, so such a layer has no gain (all of them: NaN, not measured)
-    matmuls = [(layer, wn) for layer, wn in pairs if layer.kind in MATMUL_KINDS and len(layer.shape) >= 2]
-    return median_gain([wn for _, wn in matmuls], [layer.fan_out for layer, _ in matmuls])
+    matmuls = [(wn, fan_out(layer.kind, shape))
+               for layer, shape, wn in zip(layers, shapes, weight_norms, strict=True)
+               if layer.kind in MATMUL_KINDS and len(shape) >= 2]
+    return median_gain([wn for wn, _ in matmuls], [n for _, n in matmuls])
 
 
 def _div(a: float, b: float) -> float:

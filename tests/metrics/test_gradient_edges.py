@@ -44,3 +44,20 @@ def test_log_growth_skips_unusable_points_and_fits_the_rest():
     assert log_growth_per_block(g) == pytest.approx(math.log(2.0), rel=1e-12)
     assert math.isnan(log_growth_per_block([0.0, 0.0, 1.0]))  # one usable point
     assert log_growth_per_block([1.0, 1.0]) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_mean_std_has_numpys_bits_and_log_growth_polyfits_slope():
+    """The plain-Python summaries against numpy, which they replace on the Monitor's path: mean
+    and std over axis 0 bit for bit; the slope to 1e-12 of numpy's least-squares polyfit."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for steps in (1, 2, 4, 7):
+        samples = np.exp(rng.normal(0.0, 20.0, size=(steps, 33)))
+        mean, std = mean_std(samples.tolist())
+        assert mean == samples.mean(axis=0).tolist()
+        assert std == samples.std(axis=0).tolist()
+    for n in (2, 5, 57):
+        g = np.exp(rng.normal(0.0, 3.0, size=n) + 0.3 * np.arange(n))
+        want = np.polyfit(np.arange(n)[::-1].astype(float), np.log(g), 1)[0]
+        assert log_growth_per_block(g.tolist()) == pytest.approx(want, rel=1e-12, abs=1e-14)
