@@ -134,7 +134,6 @@ class Monitor:
         self.model, self.every, self.features = model, every, features
         # found once: each recording would otherwise walk the module tree again (docs/api.md, "Cost")
         self.blocks, self.layers = find_blocks(model, blocks), find_layers(model)
-        self.modules = list(unwrap(model).named_modules())
         self.thresholds, self.rank_thresholds = thresholds, rank_thresholds
         self.history: list[Recording] = []
         self.info, self.objective = info, objective
@@ -170,8 +169,7 @@ class Monitor:
             raise RuntimeError(f"step {self._open[0]} is still being recorded")
         stack = contextlib.ExitStack()
         try:
-            probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks, layers=self.layers,
-                                                     modules=self.modules))
+            probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks, layers=self.layers))
             fprobe = (stack.enter_context(FeatureProbe(self.model, self.blocks, first_micro_batch=True))
                       if self.features else None)
         except BaseException:

@@ -99,11 +99,8 @@ class StepProbe(GradientProbe):
     gradients. Weight gradients always come from ``.grad`` when the step closes."""
 
     def __init__(self, model: nn.Module, blocks: list[tuple[str, nn.Module]] | None = None,
-                 layers: list[Layer] | None = None, modules: list[tuple[str, nn.Module]] | None = None):
-        """``blocks``, ``layers``, ``modules`` (``unwrap(model).named_modules()`` as a list): found
-        once by a caller that records many steps (the Monitor), else found here."""
+                 layers: list[Layer] | None = None):
         super().__init__(model, layers=layers, blocks=blocks, weights_from="grad")
-        self.modules = list(unwrap(model).named_modules()) if modules is None else modules
         self._norms: dict[str, list[torch.Tensor]] = {}  # label -> its norm in each micro-batch
         self._order: list[str] = []
         self._shape: dict[str, tuple[int, ...]] = {}
@@ -164,7 +161,8 @@ class StepProbe(GradientProbe):
         labels = [label for label in self._order if label in self._norms]
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
         boundary = [_combine(self._norms[label]) for label in labels]
-        named = named_parameters(self.modules)  # shared parameters listed once
+        # walked on every step (a module replaced since the last one is seen), each parameter once
+        named = named_parameters(list(unwrap(self.model).named_modules()))
         layer_weights = [layer.weight for layer in self.layers]
         # every parameter, then any layer weight that is not one (listed once, in that order)
         params = list({id(p): p for p in [p for _, p in named] + layer_weights}.values())

@@ -165,3 +165,18 @@ def test_unscale_before_end_is_not_divided_twice():
     for name, p in model.named_parameters():
         assert rec.param_norms[name] == pytest.approx(float(p.grad.double().norm()), rel=1e-9)
     assert rec.result.layers[0].grad_norm == pytest.approx(float(model.stem.weight.grad.double().norm()))
+
+
+def test_parameters_are_read_from_the_model_as_it_is_at_each_step():
+    """The per-parameter norms (Lightning's keys) walk the model on every recorded step: a head
+    replaced after the Monitor was made (fine-tuning a new classifier) is read, the old one not."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    monitor = Monitor(model, every=1)
+    x, y = batch(6)
+    model.head = nn.Linear(16, 3)
+    with monitor.record(0) as rec:
+        nn.functional.cross_entropy(model(x), y % 3).backward()
+    assert rec.param_norms["head.weight"] == pytest.approx(float(model.head.weight.grad.norm()), rel=1e-6)
+    bias = rec.lightning()["grad_2.0_norm/head.bias"]
+    assert bias == pytest.approx(float(model.head.bias.grad.norm()), rel=1e-6)

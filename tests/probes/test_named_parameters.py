@@ -1,6 +1,6 @@
-"""``named_parameters(modules)``, the Monitor's per-step parameter walk over a module list found
-once, against torch's own ``named_parameters()``: same names and order, shared parameters once,
-and the current parameter after one is replaced."""
+"""``named_parameters(modules)``, the Monitor's per-step parameter walk, against torch's own
+``named_parameters()``: same names and order, shared parameters once, and the current parameter
+when one was replaced after the module list was taken."""
 
 from __future__ import annotations
 
