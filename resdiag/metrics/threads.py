@@ -61,7 +61,9 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[bool]:
     """numpy's BLAS limited to one thread inside the block (yields True), or nothing changed when
-    threadpoolctl cannot find or limit it (yields False; callers then take a BLAS-free path)."""
+    threadpoolctl cannot find or limit it, or another thread holds OpenBLAS's pool (yields False;
+    callers then take a BLAS-free path). The libraries are those loaded at the first call (this
+    module imports numpy first): a BLAS loaded later, such as scipy's, is not resdiag's to hold."""
     global _BLAS
     if _BLAS is None:
         try:
@@ -73,14 +75,33 @@ def one_blas_thread() -> Iterator[bool]:
     if not _BLAS or not _BLAS.lib_controllers:
         yield False
         return
-    # each library's own get/set calls: threadpoolctl's ``limit()`` re-reads every library's
-    # information first, about 0.2 ms, which a small reduction would pay on every recorded step
+    # each library's own get/set calls, as threadpoolctl's ``limit()`` makes them without first
+    # re-reading every library's information (~0.2 ms, paid on every recorded step otherwise);
+    # and, like it, holding and then releasing the claim on OpenBLAS's shared pool: threadpoolctl
+    # lets one thread at a time set it, and a claim never released would leave every other thread
+    # (a trainer's, a DataLoader's) unable to hold BLAS to one thread
     libs = _BLAS.lib_controllers
-    before = [lib.get_num_threads() for lib in libs]
+    ownership = _ownership()
+    if ownership is not None:
+        ownership.increment()
+    before: list = []
     try:
+        before = [lib.get_num_threads() for lib in libs]
         for lib in libs:
             lib.set_num_threads(1)
-        yield True
+        yield all(lib.get_num_threads() == 1 for lib in libs)  # False: another thread holds it
     finally:
-        for lib, n in zip(libs, before, strict=True):
-            lib.set_num_threads(n)
+        for lib, n in zip(libs, before):  # before is short only if reading it failed
+            if n is not None:
+                lib.set_num_threads(n)
+        if ownership is not None:
+            ownership.decrement()
+
+
+def _ownership():
+    """threadpoolctl's per-thread count of OpenBLAS claims (3.5+; None before, where there are none)."""
+    try:
+        from threadpoolctl import CONTROLLING_THREAD_OWNERSHIP
+    except ImportError:
+        return None
+    return CONTROLLING_THREAD_OWNERSHIP

@@ -57,8 +57,12 @@ def test_without_blas_control_one_batched_call(monkeypatch):
 def test_blas_thread_count_restored_after_the_work():
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
-    def blas():
-        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    with threads.one_blas_thread():  # selects the BLAS libraries loaded now (numpy's), once
+        pass
+    mine = {lib.filepath for lib in threads._BLAS.lib_controllers} if threads._BLAS else set()
+
+    def blas():  # only those: another BLAS loaded later (scipy's) is not numpy's, not resdiag's
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["filepath"] in mine]
 
     before = blas()
     with threads.one_blas_thread() as single:
@@ -76,3 +80,35 @@ def test_map_threads_keeps_order_and_serial_below_two_threads():
         assert threads.map_threads(lambda x: x * x, list(range(9))) == [x * x for x in range(9)]
     finally:
         torch.set_num_threads(before)
+
+
+def test_one_blas_thread_holds_blas_from_any_thread():
+    """threadpoolctl lets one thread at a time set OpenBLAS's shared pool: a thread that used
+    one_blas_thread and lives on must not keep that claim, or every other thread's block would
+    run with BLAS's full pool while saying it had one thread (and a user's own
+    threadpool_limits would do nothing)."""
+    import threading
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)  # whatever earlier tests left: the other thread claims the pool first
+    used, finish = threading.Event(), threading.Event()
+
+    def other():
+        with threads.one_blas_thread():
+            pass
+        used.set()
+        finish.wait()  # alive, like a DataLoader or trainer thread
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    used.wait()
+    try:
+        with threads.one_blas_thread() as single:
+            inside = [lib.get_num_threads() for lib in threads._BLAS.lib_controllers] if single else []
+    finally:
+        finish.set()
+        worker.join()
+    if threads._BLAS:
+        assert single and set(inside) == {1}
