@@ -104,8 +104,9 @@ def first_non_finite(values: Sequence[float]) -> int | None:
 def mean_std(samples: Sequence[Sequence[float]]) -> tuple[list[float], list[float]]:
     """Per-position mean and (population) std over steps; NaN or inf in any step propagates.
 
-    Sums in step order, as numpy's mean and std over axis 0 do (the same bits), in plain Python:
-    the Monitor's single step costs microseconds, not numpy's fixed overhead."""
+    Sums in step order, as numpy's mean and std over axis 0 of two or more columns do (the same
+    bits; a single column numpy sums pairwise from 8 steps on, which differs in the last bit), in
+    plain Python: the Monitor's single step costs microseconds, not numpy's fixed overhead."""
     n = len(samples)
     if n == 0:
         return [], []

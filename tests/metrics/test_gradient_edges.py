@@ -52,11 +52,15 @@ def test_mean_std_has_numpys_bits_and_log_growth_polyfits_slope():
     import numpy as np
 
     rng = np.random.default_rng(0)
-    for steps in (1, 2, 4, 7):
+    for steps in (1, 2, 4, 7, 9, 40):
         samples = np.exp(rng.normal(0.0, 20.0, size=(steps, 33)))
         mean, std = mean_std(samples.tolist())
         assert mean == samples.mean(axis=0).tolist()
         assert std == samples.std(axis=0).tolist()
+        column = samples[:, :1]  # one column: numpy sums it pairwise from 8 steps on (last bit)
+        mean, std = mean_std(column.tolist())
+        assert mean == pytest.approx(column.mean(axis=0).tolist(), rel=1e-15)
+        assert std == pytest.approx(column.std(axis=0).tolist(), rel=1e-14)
     for n in (2, 5, 57):
         g = np.exp(rng.normal(0.0, 3.0, size=n) + 0.3 * np.arange(n))
         want = np.polyfit(np.arange(n)[::-1].astype(float), np.log(g), 1)[0]
