@@ -66,6 +66,13 @@ class PendingNorms:
                 sink(norm)
         self._grads, self._sinks, self._bytes = [], [], 0
 
+    def take(self) -> tuple[list[torch.Tensor], list]:
+        """The gradients not yet reduced and their sinks, handed over (and released here) to a
+        caller that reduces them together with its own tensors in one call."""
+        out = (self._grads, self._sinks)
+        self._grads, self._sinks, self._bytes = [], [], 0
+        return out
+
 
 @dataclass(frozen=True)
 class GradStep:

@@ -155,12 +155,10 @@ class StepProbe(GradientProbe):
              weights_scaled: bool = True) -> GradStep:
         """Close the optimizer step: combine micro-batches, unscale, move to the host in one sync.
 
-        Every tensor is reduced once: the gradient of each parameter of the model (the layer rows
-        read theirs from it; ``param_grad_norms`` keeps them by name) and each layer's weight."""
-        self._pending.flush()
-        labels = [label for label in self._order if label in self._norms]
-        labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
-        boundary = [_combine(self._norms[label]) for label in labels]
+        Every tensor is reduced once, in one call: the activation gradients still held, the
+        gradient of each parameter of the model (the layer rows read theirs from it;
+        ``param_grad_norms`` keeps them by name) and each layer's weight."""
+        pending, sinks = self._pending.take()
         # walked on every step (a module replaced since the last one is seen), each parameter once
         named = named_parameters(list(unwrap(self.model).named_modules()))
         layer_weights = [layer.weight for layer in self.layers]
@@ -169,14 +167,12 @@ class StepProbe(GradientProbe):
         where = {id(p): i for i, p in enumerate(params)}
         unique = {id(w): w for w in layer_weights}  # tied weights once
         grads, weights = [p.grad for p in params], list(unique.values())
-        if flat_sharded(self.model):
-            norms, seen = flat_sharded_norms(grads + weights)
-            gnorms, wnorms, seen = norms[:len(grads)], norms[len(grads):], seen[:len(grads)]
-        else:
-            seen = [g is not None for g in grads]
-            it = iter(grad_norms([g for g in grads if g is not None] + weights))
-            gnorms = [next(it) if ok else None for ok in seen]
-            wnorms = list(it)
+        activations, gnorms, wnorms, seen = _reduce(self.model, pending, grads, weights)
+        for sink, norm in zip(sinks, activations, strict=True):
+            sink(norm)
+        labels = [label for label in self._order if label in self._norms]
+        labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
+        boundary = [_combine(self._norms[label]) for label in labels]
         output = self._norms.get(_OUTPUT)
         activation = [*boundary, _combine(output) if output else None]
         if all_reduce:
@@ -197,6 +193,20 @@ class StepProbe(GradientProbe):
         return step
 
 
+def _reduce(model, pending, grads, weights):
+    """The norms of the held activation gradients, of the parameters' gradients (None where a
+    parameter has none) and of the layer weights, in one call, and which parameters have a
+    gradient; under FSDP1 the sharded ones in their own all-reduced call."""
+    if flat_sharded(model):
+        norms, seen = flat_sharded_norms(grads + weights)
+        return l2_norms(pending), norms[:len(grads)], norms[len(grads):], seen[:len(grads)]
+    seen = [g is not None for g in grads]
+    it = iter(grad_norms(pending + [g for g in grads if g is not None] + weights))
+    activations = [next(it) for _ in pending]
+    gnorms = [next(it) if ok else None for ok in seen]
+    return activations, gnorms, list(it), seen
+
+
 def _combine(norms: list[torch.Tensor]) -> torch.Tensor:
     """sqrt(sum_m n_m^2) of one boundary's norms over the step's micro-batches (the norm of the
     concatenated gradient), scaled like every norm (no square overflows); one norm is itself."""
@@ -204,16 +214,33 @@ def _combine(norms: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _to_host(gnorms, wnorms, activation, scale, weights_scaled) -> list[float]:
-    """One host sync for every norm of the step; gradient norms divided by the loss scale (the
-    weight gradients only while ``.grad`` still holds scaled values); NaN where absent."""
-    parts = [[v for v in values if v is not None] for values in (gnorms, wnorms, activation)]
-    if not any(parts):
+    """One host copy (the step's one sync) of every norm and of the loss scale; on the host, the
+    gradient norms divided by the scale (the weight gradients only while ``.grad`` still holds
+    scaled values), the same IEEE float64 division the device would make; NaN where absent."""
+    groups = (gnorms, wnorms, activation)
+    present = [v for values in groups for v in values if v is not None]
+    if not present:
         return [math.nan] * (len(gnorms) + len(wnorms) + len(activation))
-    stacked = [torch.stack(part) if part else None for part in parts]
     if scale is not None:
-        first = next(t for t in stacked if t is not None)
-        divisor = torch.as_tensor(scale, dtype=torch.float64, device=first.device)
-        unscale = (weights_scaled, False, True)
-        stacked = [t / divisor if t is not None and u else t for t, u in zip(stacked, unscale, strict=True)]
-    host = iter(torch.cat([t for t in stacked if t is not None]).cpu().tolist())
-    return [math.nan if v is None else next(host) for values in (gnorms, wnorms, activation) for v in values]
+        present.append(torch.as_tensor(scale, dtype=torch.float64).to(present[0].device).reshape(()))
+    host = torch.stack(present).cpu().tolist()
+    divisor = host.pop() if scale is not None else None
+    unscale = (weights_scaled, False, True)
+    values = iter(host)
+    out: list[float] = []
+    for group, divide in zip(groups, unscale, strict=True):
+        for v in group:
+            if v is None:
+                out.append(math.nan)
+            else:
+                out.append(_divide(next(values), divisor) if divide and divisor is not None else next(values))
+    return out
+
+
+def _divide(a: float, b: float) -> float:
+    """a / b as IEEE float64 division gives it (x/0 is inf, 0/0 and NaN/0 NaN), without Python's
+    ZeroDivisionError."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1.0, b)
