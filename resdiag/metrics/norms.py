@@ -53,21 +53,23 @@ def l2_norm(t: Tensor) -> Tensor:
 
 def l2_norms(ts: Sequence[Tensor]) -> list[Tensor]:
     """``l2_norm`` of each tensor; tensors of a dtype narrower than float64 that share a device
-    go through one fused ``torch._foreach_norm`` call (as ``clip_grad_norm_`` does). The Monitor
-    calls it on every gradient and weight of a model per recorded step: one pass, no per-tensor
-    ``detach`` (the reductions run under ``no_grad``)."""
+    and a dtype go through one fused ``torch._foreach_norm`` call (grouped as ``clip_grad_norm_``
+    groups them: on CUDA one tensor of another dtype in the list, a bfloat16 activation gradient
+    under autocast beside float32 parameter gradients, sends the whole call down its slow path of
+    one kernel per tensor). The Monitor calls it on every gradient and weight of a model per
+    recorded step: one pass, no per-tensor ``detach`` (the reductions run under ``no_grad``)."""
     out: list[Tensor | None] = [None] * len(ts)
-    groups: dict[torch.device, list[int]] = {}
+    groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     with torch.no_grad():
         for i, t in enumerate(ts):
             dtype = t.dtype
             if dtype in _NARROW:
-                groups.setdefault(t.device, []).append(i)
+                groups.setdefault((t.device, dtype), []).append(i)
             elif dtype == torch.float64:
                 out[i] = _scaled_norm(t)
             else:  # integer or bool gradients do not occur; complex: |z| entries
                 out[i] = _scaled_norm(t.abs().to(torch.float64) if t.is_complex() else t.to(torch.float64))
-        for device, idx in groups.items():
+        for (device, _), idx in groups.items():
             tensors = [ts[i] for i in idx]
             norms = _cpu_norms(tensors) if device.type == "cpu" else _foreach(tensors)
             for i, n in zip(idx, norms, strict=True):

@@ -58,3 +58,20 @@ def test_mixed_list_keeps_order_and_devices_dtypes():
     got = [float(v) for v in l2_norms(ts)]
     assert got == pytest.approx([_reference(t) if t.numel() else 0.0 for t in ts], rel=1e-12)
     assert all(v.dtype == torch.float64 for v in l2_norms(ts))
+
+
+def test_one_fused_call_per_device_and_dtype(monkeypatch):
+    """A fused ``_foreach_norm`` call never mixes dtypes: on CUDA a bfloat16 activation gradient
+    beside float32 parameter gradients would send the whole list down the one-kernel-per-tensor
+    path. The norms themselves do not depend on the grouping."""
+    from resdiag.metrics import norms
+
+    calls = []
+    real = norms._foreach
+    monkeypatch.setattr(norms, "_foreach", lambda ts: calls.append({t.dtype for t in ts}) or real(ts))
+    g = torch.Generator().manual_seed(2)
+    ts = [torch.randn(n, generator=g).to(d) for n, d in
+          [(10, torch.float32), (7, torch.bfloat16), (5, torch.float32), (3, torch.float16), (9, torch.bfloat16)]]
+    got = [float(v) for v in l2_norms(ts)]
+    assert all(len(dtypes) == 1 for dtypes in calls) and len(calls) == 3
+    assert got == pytest.approx([_reference(t) for t in ts], rel=1e-12)
