@@ -1,22 +1,24 @@
 """Where a Monitor-recorded training step spends its time, phase by phase, against a bare step.
 
     python benchmarks/profile_monitor.py [--device cpu|cuda] [--models resnet18,gpt2] [--batch-size 8]
-                                         [--image-size 112] [--seq-len 64] [--repeats 15]
+                                         [--image-size 112] [--seq-len 64] [--narrow 1] [--repeats 15]
 
 The models and steps are benchmarks/bench_monitor.py's. For each model, interleaved bare and
 recorded steps (median of R), with every phase timed on the host clock:
 
 - ``forward+backward``: the user's forward and backward, with the Monitor's block hooks installed;
-- ``reductions``: ``StepProbe.step`` (the boundary norms still pending, one float64 reduction over
-  every gradient and weight, the host copy: the step's one sync);
+- ``reductions``: ``StepProbe.step`` (one float64 reduction over the activation gradients still
+  held, every gradient and every weight; the host copy: the step's one sync);
 - ``result``: building the GradFlowResult and its verdict from the host values (Python only);
 - ``begin`` / ``other``: opening the step (hooks) and the rest of ``end`` (emitting the record);
 - ``optimizer``: ``opt.step()``.
 
 ``--sync`` (CUDA) synchronises after every phase, so that each phase's figure includes the device
 work it launched; without it the figures are what the host spends, which is what delays the next
-launches when the device is idle. Then a torch.profiler table of one recorded step's operators by
-self CPU time. The figures locate the overhead that bench_monitor.py reports as one ratio.
+launches when the device is idle. Then the torch operators the Monitor dispatches (counts by name:
+on a GPU each computing one is a kernel launch; the same on any machine, without noise), and a
+torch.profiler table of one recorded step's operators by self CPU time. The figures locate the
+overhead that bench_monitor.py reports as one ratio.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -100,10 +102,34 @@ def run(name: str, args) -> None:
     for phase in PHASES:
         b, r = med(bare, phase), med(rec, phase)
         print(f"{phase:18} {b:9.2f} {r:9.2f} {r - b:9.2f}")
+    print(monitor_ops(mon, loss_fn, opt))
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=acts) as prof:
         step(True)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=40))
+
+
+def monitor_ops(mon: Monitor, loss_fn, opt) -> str:
+    """The top-level torch operators dispatched inside ``Monitor.begin``, by the hooks (recorded
+    minus bare forward+backward) and inside ``Monitor.end``, by name: counts, not times, so they
+    compare across machines and runs without noise. On a GPU each computing operator is a kernel
+    launch (``detach``, ``reshape`` and ``resolve_*`` launch none)."""
+    def count(fn, nested: bool = False) -> Counter:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        return Counter(e.name for e in prof.events()
+                       if (nested or e.cpu_parent is None) and e.name.startswith("aten::"))
+
+    # the backward hooks' operators run nested in autograd's events: counted at every level
+    opt.zero_grad(set_to_none=True)
+    bare = count(lambda: loss_fn().backward(), nested=True)
+    opt.zero_grad(set_to_none=True)
+    begin = count(lambda: mon.begin(0))
+    hooks = count(lambda: loss_fn().backward(), nested=True) - bare
+    end = count(mon.end)
+    listed = ", ".join(f"{name.removeprefix('aten::')} {n}" for name, n in end.most_common())
+    return (f"operators dispatched: begin {sum(begin.values())}, hooks {sum(hooks.values())}, "
+            f"end {sum(end.values())} ({listed})")
 
 
 def main() -> None:
