@@ -44,7 +44,8 @@ class PendingNorms:
     A backward hook only keeps a reference to its gradient (no kernel launch: on a GPU a small
     per-boundary reduction costs more in launch and dispatch than in arithmetic); once the kept
     gradients pass 64 MiB, and at the end of the step, their norms are taken in one fused call
-    (``l2_norms``) and the gradients released. Holding a reference is safe: the autograd engine
+    (``l2_norms``; at the end of a StepProbe step, ``take`` hands them to the step's own single
+    reduction) and the gradients released. Holding a reference is safe: the autograd engine
     reuses a gradient's memory in place only when nothing else refers to it. Costs at most 64 MiB
     of device memory beyond what the backward pass holds anyway."""
 
