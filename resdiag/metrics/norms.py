@@ -8,9 +8,9 @@ entries above ~1e19 square to inf. Here:
 - float16, bfloat16 and float32 tensors are reduced with float64 accumulation: every square of a
   float32 number (2e-90 .. 1.2e77) is an exact, normal float64, so the sum is exact to float64
   rounding (relative error <= n * eps64). On an accelerator this is one fused
-  ``torch._foreach_norm(..., dtype=float64)`` per input dtype. On the CPU that call converts the whole tensor to
-  float64 first and costs ~15x a float32 norm (benchmarks/bench_norms.py), while torch's float32
-  CPU norm accumulates in float32 (relative error 2.6e-3 on 3.8e7 entries, same script): there a
+  ``torch._foreach_norm(..., dtype=float64)`` per input dtype. On the CPU that call converts the
+  whole tensor to float64 first and costs ~15x a float32 norm (benchmarks/bench_norms.py), while
+  torch's float32 CPU norm accumulates in float32 (relative error 2.6e-3 on 3.8e7 entries, same script): there a
   tensor of 2^16 entries or more is cut into chunks of 2^21 entries spread over torch's intra-op
   thread count (resdiag/metrics/threads.py); each chunk is converted to float64 2^18 entries at a
   time (exact) and summed by BLAS ddot with BLAS held to one thread per worker, or, where
