@@ -10,14 +10,14 @@ entries above ~1e19 square to inf. Here:
   rounding (relative error <= n * eps64). On an accelerator this is one fused
   ``torch._foreach_norm(..., dtype=float64)`` per input dtype. On the CPU that call converts the
   whole tensor to float64 first and costs ~15x a float32 norm (benchmarks/bench_norms.py), while
-  torch's float32 CPU norm accumulates in float32 (relative error 2.6e-3 on 3.8e7 entries, same script): there a
-  tensor of 2^16 entries or more is cut into chunks of 2^21 entries spread over torch's intra-op
-  thread count (resdiag/metrics/threads.py); each chunk is converted to float64 2^18 entries at a
-  time (exact) and summed by BLAS ddot with BLAS held to one thread per worker, or, where
-  threadpoolctl cannot hold it, by numpy's ``einsum('i,i->', x, x, dtype=float64)`` (it casts in
-  small buffers; 1.04-1.4x slower). The chunks' sums are added in a fixed order, so the bits do not
-  depend on the thread count: ~1.4x the float32 norm's cost on 2
-  threads. A smaller tensor is reduced by torch (its conversion is cheap, numpy's call is not);
+  torch's float32 CPU norm accumulates in float32 (relative error 2.6e-3 on 3.8e7 entries, same
+  script): there a tensor of 2^16 entries or more is cut into chunks of 2^21 entries spread over
+  torch's intra-op thread count (resdiag/metrics/threads.py); each chunk is converted to float64
+  2^18 entries at a time (exact) and summed by BLAS ddot with BLAS held to one thread per worker,
+  or, where threadpoolctl cannot hold it, by numpy's ``einsum('i,i->', x, x, dtype=float64)`` (it
+  casts in small buffers; 1.04-1.4x slower). The chunks' sums are added in a fixed order, so the
+  bits do not depend on the thread count: ~1.4x the float32 norm's cost on 2 threads. A smaller
+  tensor is reduced by torch (its conversion is cheap, numpy's call is not);
 - float64 tensors are first scaled by a power of two (exact) so that max |x| is in [1/2, 1), then
   the norm is scaled back: ||x|| = 2^e ||x / 2^e||, the classical scaled 2-norm (LAPACK's dnrm2
   idea, Blue 1978, "A portable Fortran program to find the Euclidean norm of a vector");
