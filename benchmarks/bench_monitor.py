@@ -9,10 +9,13 @@ inside ``Monitor.record`` on a step that is not due (target <= 1.01x); on a reco
 recording where the weight spectra are not due (``spectra_every``: the feature ranks alone).
 Prints the ratios to the bare step, and the seconds the weight spectra add to a recording,
 (features - no spectra) x bare step: they depend on the weights alone, not on the batch, so the
-``features`` ratio falls as the batch (--batch-size, --image-size, --seq-len) grows. ResNet-18 is torchvision's layout ([2, 2, 2, 2] BasicBlocks, 7x7 stem, 1000 classes),
-defined here so that no torchvision is needed; GPT-2-small is ``GPT2LMHeadModel(GPT2Config())``
-(12 layers, 768 wide, 124M parameters), random init. On CUDA each timed step ends with a
-``torch.cuda.synchronize()`` (the bare step included), so the ratios compare whole steps.
+``features`` ratio falls as the batch (--batch-size, --image-size, --seq-len) grows; and the ms a
+recorded step adds. ``--narrow N`` divides every width by N (same modules, hooks and parameters, few
+flops): a step then costs mostly host time, as a small step on a fast GPU does. ResNet-18 is
+torchvision's layout ([2, 2, 2, 2] BasicBlocks, 7x7 stem, 1000 classes), defined here so that no
+torchvision is needed; GPT-2-small is ``GPT2LMHeadModel(GPT2Config())`` (12 layers, 768 wide, 124M
+parameters), random init. On CUDA each timed step ends with a ``torch.cuda.synchronize()`` (the
+bare step included), so the ratios compare whole steps.
 """
 
 from __future__ import annotations

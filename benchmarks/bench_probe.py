@@ -4,9 +4,9 @@
 
 Prints, for resnet56 and resnet110, the median time of a bare forward+backward and of the same
 step recorded by GradientProbe (hooks + one host sync per step), interleaved so that machine noise
-hits both alike, and their ratio (target <= 1.05); what the underflow-safe float64-accumulated norms cost against
-naive float32 ones, as a share of one step; the Monitor between recorded steps. Then the wall time of `resdiag --help` against
-a bare `python -c pass`.
+hits both alike, and their ratio (target <= 1.05); what the underflow-safe float64-accumulated
+norms cost against naive float32 ones, as a share of one step; the Monitor between recorded steps.
+Then the wall time of `resdiag --help` against a bare `python -c pass`.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 On a CPU, numpy's LAPACK and BLAS: the Gram A^T A of one buffer is a BLAS syrk (half the flops of a
 general matmul), summed in fixed pieces, and the pieces and the eigenvalue problems of a batch are
-split over resdiag's worker threads with BLAS on one thread each (resdiag/metrics/threads.py). Elsewhere (CUDA), torch's. Every
-eigenvalue comes from the same LAPACK syevd call either way; benchmarks/bench_rank.py ("gram
-eigenvalues") times both against torch.
+split over resdiag's worker threads with BLAS on one thread each (resdiag/metrics/threads.py).
+Elsewhere (CUDA), torch's. Every eigenvalue comes from the same LAPACK syevd call either way;
+benchmarks/bench_rank.py ("gram eigenvalues") times both against torch.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import math
 from collections.abc import Sequence
 
 
-
 def end_to_end_ratio(norms: Sequence[float]) -> float:
     """g_0 / g_L: how much the gradient grows (> 1) or shrinks (< 1) from the output to the input.
 
@@ -121,7 +120,8 @@ def mean_std(samples: Sequence[Sequence[float]]) -> tuple[list[float], list[floa
 
 
 def _sum(values: list[float]) -> float:
-    """Left-to-right float64 sum; inf - inf gives NaN, as in numpy (no exception, no warning)."""
+    """Left-to-right float64 sum, as numpy's reduction over axis 0 makes it (the builtin ``sum``
+    compensates its rounding from Python 3.12 on: other bits); inf - inf gives NaN, no warning."""
     total = values[0]
     for v in values[1:]:
         total += v

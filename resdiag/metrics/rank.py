@@ -298,8 +298,9 @@ def feature_rank(x: Tensor) -> FeatureRank:
       learning", Fig. 7) plot per layer.
     Singular values come from eigvalsh of the smaller Gram (b x b or f x f) of the centred X (for
     the centred metrics) or of X (for rank1_distance), in float64 after an exact power-of-two
-    scaling, with numpy's matrix_rank tolerance on each Gram: one small eigenproblem per layer. Conventions: zero X gives 0 for every metric (0/0 := 0); X with all
-    rows equal gives erank 0, dong_residual 0 and rank1_distance 0. NaN only for non-finite X.
+    scaling, with numpy's matrix_rank tolerance on each Gram: one small eigenproblem per layer.
+    Conventions: zero X gives 0 for every metric (0/0 := 0); X with all rows equal gives erank 0,
+    dong_residual 0 and rank1_distance 0. NaN only for non-finite X.
     Raises ValueError for fewer than 2 samples (centring would leave nothing).
     """
     return feature_ranks(x.unsqueeze(0))[0]

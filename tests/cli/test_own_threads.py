@@ -1,5 +1,5 @@
-"""resdiag's own workers (resdiag/metrics/threads.py, used by the norms) are not a user model's stray threads: a zoo
-run must not print "your model left N thread(s) running"."""
+"""resdiag's own workers (resdiag/metrics/threads.py, used by the norms) are not a user model's
+stray threads: a zoo run must not print "your model left N thread(s) running"."""
 
 from __future__ import annotations
 

@@ -70,8 +70,9 @@ def test_one_fused_call_per_device_and_dtype(monkeypatch):
     real = norms._foreach
     monkeypatch.setattr(norms, "_foreach", lambda ts: calls.append({t.dtype for t in ts}) or real(ts))
     g = torch.Generator().manual_seed(2)
-    ts = [torch.randn(n, generator=g).to(d) for n, d in
-          [(10, torch.float32), (7, torch.bfloat16), (5, torch.float32), (3, torch.float16), (9, torch.bfloat16)]]
+    kinds = [(10, torch.float32), (7, torch.bfloat16), (5, torch.float32), (3, torch.float16),
+             (9, torch.bfloat16)]
+    ts = [torch.randn(n, generator=g).to(d) for n, d in kinds]
     got = [float(v) for v in l2_norms(ts)]
     assert all(len(dtypes) == 1 for dtypes in calls) and len(calls) == 3
     assert got == pytest.approx([_reference(t) for t in ts], rel=1e-12)

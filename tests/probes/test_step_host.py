@@ -39,7 +39,8 @@ def test_nothing_present_and_no_scale():
 
 
 def test_divide_is_ieee_division():
-    for a, b in [(1.0, 0.0), (-1.0, 0.0), (1.0, -0.0), (0.0, 0.0), (math.nan, 0.0), (6.0, 4.0), (math.inf, 2.0)]:
+    pairs = [(1.0, 0.0), (-1.0, 0.0), (1.0, -0.0), (0.0, 0.0), (math.nan, 0.0), (6.0, 4.0), (math.inf, 2.0)]
+    for a, b in pairs:
         want = float(torch.tensor(a, dtype=torch.float64) / torch.tensor(b, dtype=torch.float64))
         got = _divide(a, b)
         assert (math.isnan(got) and math.isnan(want)) or got == want, (a, b)
