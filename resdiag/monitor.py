@@ -132,8 +132,10 @@ class Monitor:
             raise ValueError(f"spectra_every must be >= 1, got {spectra_every}")
         self.spectra_every, self._feature_records = spectra_every, 0
         self.model, self.every, self.features = model, every, features
-        # found once: each recording would otherwise walk the module tree again (docs/api.md, "Cost")
+        # found again only when the modules changed (``_modules_now``): docs/api.md, "Cost"
+        self._pattern, self._modules = blocks, list(unwrap(model).named_modules())
         self.blocks, self.layers = find_blocks(model, blocks), find_layers(model)
+        self._info_given = info is not None
         self.thresholds, self.rank_thresholds = thresholds, rank_thresholds
         self.history: list[Recording] = []
         self.info, self.objective = info, objective
@@ -167,15 +169,29 @@ class Monitor:
         micro-batch's forward)."""
         if self._open is not None:
             raise RuntimeError(f"step {self._open[0]} is still being recorded")
+        modules = self._modules_now()
         stack = contextlib.ExitStack()
         try:
-            probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks, layers=self.layers))
+            probe = stack.enter_context(StepProbe(self.model, blocks=self.blocks, layers=self.layers,
+                                                  modules=modules))
             fprobe = (stack.enter_context(FeatureProbe(self.model, self.blocks, first_micro_batch=True))
                       if self.features else None)
         except BaseException:
             stack.close()
             raise
         self._open = (step, stack, probe, fprobe)
+
+    def _modules_now(self) -> list[tuple[str, nn.Module]]:
+        """The model's modules as they are now. When one was added, removed or replaced since they
+        were last read (a new classifier head), the layers and blocks are found again, and the
+        model's description unless the caller gave it: no row of a module the model no longer has."""
+        modules = list(unwrap(self.model).named_modules())
+        if modules != self._modules:  # identity of each module, then its name: no tensor is read
+            self.blocks, self.layers = find_blocks(self.model, self._pattern), find_layers(self.model)
+            self._modules = modules
+            if not self._info_given:
+                self.info = None
+        return modules
 
     def end(self, scaler=None) -> Recording:
         """Close the step opened by ``begin`` after its last backward and before the optimizer
@@ -210,7 +226,7 @@ class Monitor:
     def _recording(self, step, probe, step_record, fprobe, scale) -> Recording:
         from resdiag.run.gradflow import grad_flow_from_probe
 
-        if self.info is None:  # counted once, like the layers
+        if self.info is None:  # counted once, again when the modules change
             self.info = model_info(unwrap(self.model), name=type(unwrap(self.model)).__name__)
         info = self.info
         shapes = step_record.boundary_shapes
@@ -271,7 +287,6 @@ class _Holder:
         if self.recording is None:
             raise AttributeError(f"the recording is available after the 'with' block ({name})")
         return getattr(self.recording, name)
-
 
 
 def _clean(name: str) -> str:

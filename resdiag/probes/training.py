@@ -99,8 +99,11 @@ class StepProbe(GradientProbe):
     gradients. Weight gradients always come from ``.grad`` when the step closes."""
 
     def __init__(self, model: nn.Module, blocks: list[tuple[str, nn.Module]] | None = None,
-                 layers: list[Layer] | None = None):
+                 layers: list[Layer] | None = None, modules: list[tuple[str, nn.Module]] | None = None):
+        """``modules``: ``unwrap(model).named_modules()`` as the caller just read them (the Monitor,
+        when the step opens); else they are read when the step closes."""
         super().__init__(model, layers=layers, blocks=blocks, weights_from="grad")
+        self._modules = modules
         self._norms: dict[str, list[torch.Tensor]] = {}  # label -> its norm in each micro-batch
         self._order: list[str] = []
         self._shape: dict[str, tuple[int, ...]] = {}
@@ -159,8 +162,9 @@ class StepProbe(GradientProbe):
         gradient of each parameter of the model (the layer rows read theirs from it;
         ``param_grad_norms`` keeps them by name) and each layer's weight."""
         pending, sinks = self._pending.take()
-        # walked on every step (a module replaced since the last one is seen), each parameter once
-        named = named_parameters(list(unwrap(self.model).named_modules()))
+        # read on every step (a module replaced since the last one is seen), each parameter once
+        modules = self._modules if self._modules is not None else list(unwrap(self.model).named_modules())
+        named = named_parameters(modules)
         layer_weights = [layer.weight for layer in self.layers]
         # every parameter, then any layer weight that is not one (listed once, in that order)
         params = list({id(p): p for p in [p for _, p in named] + layer_weights}.values())

@@ -180,3 +180,60 @@ def test_parameters_are_read_from_the_model_as_it_is_at_each_step():
     assert rec.param_norms["head.weight"] == pytest.approx(float(model.head.weight.grad.norm()), rel=1e-6)
     bias = rec.lightning()["grad_2.0_norm/head.bias"]
     assert bias == pytest.approx(float(model.head.bias.grad.norm()), rel=1e-6)
+
+
+def test_layers_and_blocks_follow_modules_replaced_after_the_monitor_was_made():
+    """A head and a block replaced between recordings: the rows and boundaries are those of the model
+    as it is (against autograd on a copy), none of the modules it no longer has, and its parameter
+    count is the new one."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    monitor = Monitor(model, every=1)
+    x, y = batch(6)
+    with monitor.record(0) as first:
+        nn.functional.cross_entropy(model(x), y).backward()
+    model.zero_grad()
+    model.head, model.blocks[2] = nn.Linear(16, 3), type(model.blocks[2])(16)
+    ref_model = copy.deepcopy(model)
+    weights, bounds = reference(ref_model, x, y % 3, list(ref_model.blocks))
+    with monitor.record(1) as rec:
+        nn.functional.cross_entropy(model(x), y % 3).backward()
+    rows = {row.name: row.grad_norm for row in rec.result.layers}
+    assert len(rows) == len(first.result.layers) == 10
+    for name in ("head", "blocks.2.fc1", "blocks.2.fc2", "stem"):
+        assert rows[name] == pytest.approx(weights[f"{name}.weight"], rel=1e-5), name
+    assert all(math.isfinite(v) for v in rows.values())  # no row of a module the model lost
+    assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(bounds, rel=1e-5)
+    assert rec.result.model.parameters == sum(p.numel() for p in model.parameters())
+    assert rec.result.model.parameters != first.result.model.parameters
+
+
+def test_layers_found_once_while_the_modules_stay(monkeypatch):
+    import resdiag.monitor as monitor_module
+
+    calls = []
+    found = monitor_module.find_layers
+    monkeypatch.setattr(monitor_module, "find_layers", lambda m: calls.append(1) or found(m))
+    model = ResNetMLP()
+    monitor = Monitor(model, every=1)
+    x, y = batch(4)
+    for step in range(3):
+        with monitor.record(step):
+            nn.functional.cross_entropy(model(x), y).backward()
+    assert len(calls) == 1
+    model.head = nn.Linear(16, 5)
+    with monitor.record(3):
+        nn.functional.cross_entropy(model(x), y).backward()
+    assert len(calls) == 2
+
+
+def test_a_blocks_pattern_the_changed_model_no_longer_matches_is_an_error():
+    from resdiag.errors import ResdiagError
+
+    model = ResNetMLP()
+    monitor = Monitor(model, every=1, blocks=r"blocks\.3")
+    del model.blocks[3]
+    with pytest.raises(ResdiagError, match="matches no module"):
+        with monitor.record(0):
+            pass
+    assert not monitor.is_open
