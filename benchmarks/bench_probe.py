@@ -31,12 +31,15 @@ def step(model, x, y, dev):
     nn.functional.cross_entropy(model(x), y).backward()
 
 
-def problem(name: str, dev: torch.device, batch_size: int):
+def problem(name: str, dev: torch.device, batch_size: int, narrow: int = 1, image_size: int = 32):
     """A zoo network in train mode on ``dev`` and one batch of CIFAR-shaped inputs and labels (seed 0),
-    warmed up with 3 steps."""
+    warmed up with 3 steps. ``narrow``: every width divided by it, and ``image_size``: smaller
+    images, the same blocks and hooks at a fraction of the arithmetic: a stand-in on the CPU for a
+    step whose time is the host's, as a small step on a fast GPU is (bench_monitor.py's --narrow)."""
     torch.manual_seed(0)
-    model = build(resolve(name)).to(dev).train()
-    x = torch.randn(batch_size, 3, 32, 32, device=dev)
+    model = build(resolve(name, width=1 / narrow if narrow != 1 else None,
+                          input_shape=(3, image_size, image_size))).to(dev).train()
+    x = torch.randn(batch_size, 3, image_size, image_size, device=dev)
     y = torch.randint(0, 10, (batch_size,), device=dev)
     for _ in range(3):
         step(model, x, y, dev)
@@ -45,32 +48,48 @@ def problem(name: str, dev: torch.device, batch_size: int):
 
 
 def arch_problem(ap: argparse.ArgumentParser):
-    """``ap`` with --device, --arch and --batch-size added, parsed; the problem they name (``problem``)
-    and a no-argument bare step on it. For the scripts that study one architecture."""
+    """``ap`` with --device, --arch, --batch-size, --narrow and --image-size added, parsed; the
+    problem they name (``problem``) and a step on it: bare, or ``step(probe)`` recorded as
+    ``probed_step`` runs it. For the scripts that study one architecture."""
     ap.add_argument("--device", default="auto")
     ap.add_argument("--arch", default="resnet110")
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--narrow", type=int, default=1, help="divide every width by N (host-cost stand-in)")
+    ap.add_argument("--image-size", type=int, default=32)
     args = ap.parse_args()
     dev = resolve_device(args.device)
-    model, x, y = problem(args.arch, dev, args.batch_size)
-    return args, dev, model, lambda: step(model, x, y, dev)
+    model, x, y = problem(args.arch, dev, args.batch_size, args.narrow, args.image_size)
+    return args, dev, model, lambda probe=None: (step(model, x, y, dev) if probe is None
+                                                 else probed_step(model, x, probe, y))
+
+
+def probed_step(model, x, probe: GradientProbe, y) -> None:
+    """One recorded step as its caller runs it: through ``probe.backward`` for a probe made with
+    ``own_backward`` (what ``grad-flow`` runs), else ``loss.backward()``; then the probe's one sync."""
+    for p in model.parameters():
+        p.grad = None
+    loss = nn.functional.cross_entropy(model(x), y)
+    probe.backward(loss) if probe.own_backward else loss.backward()
+    probe.step()  # includes the single device->host copy
 
 
 def bench_model(name: str, dev: torch.device, batch_size: int, repeats: int,
-                weights_from: str = "grad") -> tuple[float, float]:
-    model, x, y = problem(name, dev, batch_size)
+                weights_from: str = "grad", narrow: int = 1, image_size: int = 32) -> tuple[float, float]:
+    """Median bare step and recorded step, interleaved. "grad": grad-flow's probe (own backward,
+    weights from its autograd call); "hook": a hook per weight and per boundary, loss.backward()."""
+    model, x, y = problem(name, dev, batch_size, narrow, image_size)
     bare, probed = [], []
-    with GradientProbe(model) as probe:
-        pass  # warm the probe's code path once
+    probe = GradientProbe(model, weights_from=weights_from, own_backward=weights_from == "grad")
+    with probe:  # warm the probe's code path once (grad-flow's looks for a reentrant checkpoint once)
+        probed_step(model, x, probe, y)
     for _ in range(repeats):
         t = time.perf_counter()
         step(model, x, y, dev)
         sync(dev)  # the bare step also waits for the device, as the probe's one sync does
         bare.append(time.perf_counter() - t)
-        with GradientProbe(model, weights_from=weights_from) as probe:
+        with probe:  # entered per step, so that the bare step runs without its hooks
             t = time.perf_counter()
-            step(model, x, y, dev)
-            probe.step()  # includes the single device->host copy
+            probed_step(model, x, probe, y)
             probed.append(time.perf_counter() - t)
     return statistics.median(bare), statistics.median(probed)
 
@@ -145,17 +164,19 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--narrow", type=int, default=1, help="divide every width by N (host-cost stand-in)")
+    ap.add_argument("--image-size", type=int, default=32)
     args = ap.parse_args()
     dev = resolve_device(args.device)
     bs = args.batch_size or (128 if dev.type == "cuda" else 32)
     reps = args.repeats or (30 if dev.type == "cuda" else 7)
     print(f"device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {bs}, {reps} repeats")
-    # "grad": what `resdiag grad-flow` runs (weight gradients read from .grad after backward);
-    # "hook": one hook per parameter, what the Monitor uses for loops that accumulate .grad.
+    # "grad": what `resdiag grad-flow` runs (its own backward: one autograd call, no hooks in it);
+    # "hook": a hook per parameter and per boundary around the caller's loss.backward().
     for name in ("resnet56", "resnet110"):
         for weights_from in ("grad", "hook"):
-            bare, probed = bench_model(name, dev, bs, reps, weights_from)
+            bare, probed = bench_model(name, dev, bs, reps, weights_from, args.narrow, args.image_size)
             print(f"{name:10s} bare fwd+bwd {bare * 1e3:8.1f} ms   recorded ({weights_from}) "
                   f"{probed * 1e3:8.1f} ms   ratio {probed / bare:.3f}  (target <= 1.05)")
     naive, safe, one_step = bench_norms(dev, bs, reps)

@@ -21,15 +21,13 @@ def main() -> None:
     args, dev, model, step = arch_problem(ap)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     for name in ("bare", "recorded"):
-        with GradientProbe(model, weights_from="grad") as probe:
+        with GradientProbe(model, weights_from="grad", own_backward=True) as probe:
             if name == "bare":
                 probe.close()
             sync(dev)
             with profile(activities=acts, with_stack=False) as prof:
                 for _ in range(5):
-                    step()
-                    if name == "recorded":
-                        probe.step()
+                    step(probe if name == "recorded" else None)  # recorded: as grad-flow runs it
                 sync(dev)
         events = prof.key_averages()
         total = sum(e.self_cpu_time_total for e in events) / 5

@@ -39,6 +39,25 @@ def output_to_hook(output) -> torch.Tensor | None:
     return out if out is not None and out.requires_grad and not in_backward() else None
 
 
+def node_hook(tensor: torch.Tensor | None, node, nr: int, fn) -> None:
+    """Call ``fn(grad)`` in backward with the gradient of output ``nr`` of ``node``, when it is
+    defined: a pre-hook on the node. ``node, nr`` are a tensor's ``grad_fn`` and ``output_nr``, read
+    when it was recorded; that is where ``tensor.register_hook`` places a hook too, so it sees the same
+    gradient (summed over the tensor's uses), and, registered after the tensor was modified in place,
+    still the gradient of the value it had then (tests/probes/test_grad_hook.py). A leaf ``tensor``
+    has no node: its tensor hook."""
+    if node is None:
+        tensor.register_hook(fn)
+        return
+
+    def pre(grad_outputs):
+        grad = grad_outputs[nr]
+        if grad is not None:
+            fn(grad)
+
+    node.register_prehook(pre)
+
+
 def block_input(args: tuple, kwargs: Mapping):
     """The residual-stream tensor a block was called with, or None."""
     if args:

@@ -16,9 +16,11 @@ all their norms in one fused call (``torch._foreach_norm``, as ``clip_grad_norm_
 Activation gradients dE/dx_l are read by tensor hooks placed, during the forward pass, on the
 input of every block and on the output of the last; the hooks keep the gradients and their norms
 are taken in fused batches (``PendingNorms``: at most 64 MiB held), so no kernel is launched per
-boundary inside the backward pass. Norms are L2 norms of the flattened tensor (the
-Frobenius norm) from ``resdiag.metrics.norms``: float64 accumulation (float64 tensors: exact
-power-of-two scaling), so a gradient that is non-zero in its own dtype never reads as 0 or inf.
+boundary inside the backward pass. ``grad-flow``, which runs its own loop, reads the same gradients
+without any hook: ``own_backward`` and ``GradientProbe.backward``. Norms are L2 norms of the
+flattened tensor (the Frobenius norm) from ``resdiag.metrics.norms``: float64 accumulation (float64
+tensors: exact power-of-two scaling), so a gradient that is non-zero in its own dtype never reads as
+0 or inf.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.graph import GradientEdge
 
 from resdiag.metrics.norms import l2_norms
 from resdiag.model_output import split_output
-from resdiag.probes.boundaries import BoundaryHooks, keep_boundaries
+from resdiag.probes.boundaries import BoundaryHooks, in_backward, keep_boundaries, node_hook
 from resdiag.probes.layers import Layer, find_blocks, find_layers
 
 
@@ -96,11 +99,20 @@ class GradientProbe(BoundaryHooks):
         layers: list[Layer] | None = None,
         blocks: list[tuple[str, nn.Module]] | None = None,
         weights_from: str = "hook",
+        own_backward: bool = False,
     ):
         """``weights_from``: "hook" reads each backward's own weight gradient (default); "grad"
-        reads ``.grad`` at ``step()``, i.e. after DistributedDataParallel has all-reduced it."""
+        reads ``.grad`` at ``step()``, i.e. after DistributedDataParallel has all-reduced it.
+        ``own_backward``: the caller runs every backward through ``backward(loss)`` (see there), not
+        ``loss.backward()``; the weight gradients come from it."""
         if weights_from not in ("hook", "grad"):
             raise ValueError(f"weights_from must be 'hook' or 'grad', got {weights_from!r}")
+        if own_backward and weights_from != "grad":
+            raise ValueError("own_backward reads the weight gradients itself: use weights_from='grad'")
+        self.own_backward = own_backward
+        self._watched: list[tuple] = []  # own_backward: (GradientEdge or leaf tensor, bytes, sink)
+        self._reentrant: bool | None = None  # own_backward: a reentrant checkpoint in the graph
+        self._from_backward = False  # this step's weight gradients came from backward()
         super().__init__(find_blocks(model) if blocks is None else blocks)
         self.weights_from = weights_from
         self.model = model
@@ -136,8 +148,8 @@ class GradientProbe(BoundaryHooks):
         return hook
 
     def _on_boundary(self, tensor, label: str) -> None:
-        if not isinstance(tensor, torch.Tensor) or not tensor.requires_grad:
-            return
+        if not isinstance(tensor, torch.Tensor) or not tensor.requires_grad or in_backward():
+            return  # in backward: a block recomputed for activation checkpointing, not a new boundary
         slot = len(self._bgrad)
         self._bgrad.append(None)
         self._bmeta.append((label, tuple(tensor.shape)))
@@ -145,7 +157,16 @@ class GradientProbe(BoundaryHooks):
         def sink(norm: torch.Tensor) -> None:
             self._bgrad[slot] = norm
 
-        tensor.register_hook(lambda grad: self._pending.add(grad, sink))
+        self._watch(tensor, sink)
+
+    def _watch(self, tensor: torch.Tensor, sink) -> None:
+        """Read dE/d``tensor`` in this step's backward and hand its norm to ``sink``."""
+        if self.own_backward:  # differentiated by backward() where a hook would sit, at its node
+            node = tensor.grad_fn
+            where = tensor if node is None else GradientEdge(node, tensor.output_nr)
+            self._watched.append((where, tensor.numel() * tensor.element_size(), sink))
+        else:
+            tensor.register_hook(lambda grad: self._pending.add(grad, sink))
 
     def _output_hook(self, module, args, output) -> None:
         """||dE/d output||: tells a loss that is flat in the output (nothing to judge) from a
@@ -155,7 +176,41 @@ class GradientProbe(BoundaryHooks):
             def sink(norm: torch.Tensor) -> None:
                 self._ograd = norm
 
-            out.register_hook(lambda grad: self._pending.add(grad, sink))
+            self._watch(out, sink)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()`` for a probe made with ``own_backward`` (``grad-flow`` runs its own loop):
+        one ``torch.autograd.grad`` call returns the gradients of the layer weights and of every
+        boundary recorded in the forward pass, with no Python inside the backward pass (a hook per
+        boundary costs more host time than anything else the probe does: docs/gradflow.md). The same
+        gradients as the hooks': each boundary is differentiated at the node that made it (its
+        ``GradientEdge``), as a hook sits there, so one modified in place later still gives the
+        gradient of the value it had when recorded. ``.grad`` is left untouched. It holds every boundary's
+        gradient to the end of the backward pass, so above 512 MiB of them, and with a reentrant
+        activation checkpoint in the graph (which ``torch.autograd.grad`` cannot run), it places the
+        hooks now and calls ``loss.backward()``."""
+        watched, self._watched = self._watched, []
+        if self._reentrant is None:  # the same model and code on every step: looked for once
+            self._reentrant = _reentrant_checkpoint(loss)
+        if self._reentrant or sum(size for _, size, _ in watched) > _HOLD_BYTES:
+            for where, _, sink in watched:
+                hook = lambda grad, sink=sink: self._pending.add(grad, sink)  # noqa: E731
+                if isinstance(where, torch.Tensor):
+                    where.register_hook(hook)
+                else:
+                    node_hook(None, where.node, where.output_nr, hook)
+            loss.backward()
+            return
+        rows = [i for i, layer in enumerate(self.layers) if layer.weight.requires_grad]
+        inputs = [self.layers[i].weight for i in rows] + [where for where, _, _ in watched]
+        grads = list(torch.autograd.grad(loss, inputs, allow_unused=True)) if inputs else []
+        self._wgrad = [None] * len(self.layers)
+        for i, grad in zip(rows, grads, strict=False):
+            self._wgrad[i] = grad
+        for (*_, sink), grad in zip(watched, grads[len(rows):], strict=True):
+            if grad is not None:  # None: the loss does not depend on it, as a hook that never fires
+                self._pending.add(grad, sink)
+        self._from_backward = True
 
     # -- steps -------------------------------------------------------------------------------
     def step(self, all_reduce: bool = False) -> GradStep:
@@ -165,14 +220,18 @@ class GradientProbe(BoundaryHooks):
         the activation-gradient norms of all ranks into those of the global batch,
         sqrt(sum_r ||g_r||^2) / world_size (DDP averages the ranks' gradients), so that every rank
         holds the same numbers. Weight gradients should then come from ``weights_from="grad"``."""
-        self._pending.flush()
-        if self.weights_from == "grad":
+        pending, sinks = self._pending.take()
+        if self.weights_from == "grad" and not self._from_backward:
             self._wgrad = [layer.weight.grad for layer in self.layers]
+        seen = [g is not None for g in self._wgrad]
+        # the activation and the weight gradients in one fused call (per dtype)
+        norms = l2_norms(pending + [g for g in self._wgrad if g is not None])
+        for sink, norm in zip(sinks, norms, strict=False):
+            sink(norm)
         keep = keep_boundaries([label for label, _ in self._bmeta])
         self._bgrad = [self._bgrad[i] for i in keep]
         self._bmeta = [self._bmeta[i] for i in keep]
-        seen = [g is not None for g in self._wgrad]
-        wnorms = iter(l2_norms([g for g in self._wgrad if g is not None]) if any(seen) else [])
+        wnorms = iter(norms[len(pending):])
         wnorms = [next(wnorms) if ok else None for ok in seen]
         activation = [*self._bgrad, self._ograd]
         if all_reduce:
@@ -192,7 +251,27 @@ class GradientProbe(BoundaryHooks):
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
         self._bgrad, self._bmeta, self._calls, self._ograd = [], [], {}, None
+        self._watched, self._from_backward = [], False
         return step
+
+
+_HOLD_BYTES = 512 << 20  # boundary gradients backward() holds at once; above it, hooks and batches
+
+
+def _reentrant_checkpoint(loss: torch.Tensor) -> bool:
+    """Whether the autograd graph behind ``loss`` holds a reentrant activation checkpoint
+    (``torch.utils.checkpoint(use_reentrant=True)``, and implementations named after it). Walks the
+    graph once: a few milliseconds on ResNet-110."""
+    seen, todo = set(), [loss.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if "Checkpoint" in type(node).__name__:
+            return True
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return False
 
 
 def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | None]:

@@ -60,9 +60,10 @@ def grad_flow(
     dev = resolve_device(device)
     model.to(dev)
     losses = []
-    # Every step starts from .grad = None, so .grad after backward is that step's gradient: read it
-    # there (weights_from="grad") rather than through one hook per parameter, which costs more.
-    probe = GradientProbe(model, blocks=find_blocks(model, target.blocks), weights_from="grad")
+    # The probe runs each backward itself (own_backward): one autograd call returns the layer
+    # weights' and the boundaries' gradients, with no hook per parameter or boundary; .grad untouched.
+    probe = GradientProbe(model, blocks=find_blocks(model, target.blocks), weights_from="grad",
+                          own_backward=True)
     with preserved(model), probe:
         model.train(mode == "train")
         torch.manual_seed(seed)  # dropout shortcuts draw from the global generator
@@ -71,7 +72,7 @@ def grad_flow(
             for p in model.parameters():
                 p.grad = None
             value = target.loss(target.forward(batch), batch)
-            value.backward()
+            probe.backward(value)
             losses.append(value.detach())
             probe.step()
         loss_mean = torch.stack(losses).mean().item()

@@ -18,7 +18,8 @@ from tests.integrations.problems import ResNetMLP, batch
 def _no_grad_ranks(model: ResNetMLP, x: torch.Tensor) -> list[tuple[str, float, float]]:
     ckpt, model.ckpt = model.ckpt, None
     try:
-        with torch.no_grad(), FeatureProbe(model, [(f"blocks.{n}", b) for n, b in model.blocks.named_children()]) as probe:
+        named = [(f"blocks.{n}", b) for n, b in model.blocks.named_children()]
+        with torch.no_grad(), FeatureProbe(model, named) as probe:
             model(x)
         probe.collect()
     finally:

@@ -1,0 +1,179 @@
+"""``node_hook`` (a pre-hook on the node that made a tensor, registered from the node read when the
+tensor was recorded) against ``Tensor.register_hook``; and ``GradientProbe.backward`` (grad-flow's one
+``torch.autograd.grad`` call, no hook) against the probe's hooks: the same gradients, bit for bit, on
+the cases where they could differ."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+import resdiag.probes.grad as grad_module
+from examples.user_models import TinyResNet, TwiceCalled
+from resdiag.probes.boundaries import node_hook
+from resdiag.probes.grad import GradientProbe
+from resdiag.zoo import build
+from tests.support import small
+
+
+def both(make, consume):
+    """dE/dt read by a tensor hook placed on the tensor ``make`` returns, and by ``node_hook`` from its
+    node read then but registered only after ``consume`` (which may modify it in place) built the
+    loss, as ``GradientProbe.backward`` registers its hooks when it falls back to them."""
+    got = {}
+    w = torch.linspace(-1.0, 2.0, 6, dtype=torch.float64, requires_grad=True)
+    t = make(w)
+    node, nr = t.grad_fn, t.output_nr
+    t.register_hook(lambda g: got.__setitem__("tensor", g.clone()))
+    loss = consume(t, w)
+    node_hook(t, node, nr, lambda g: got.__setitem__("node", g.clone()))
+    loss.backward()
+    return got
+
+
+CASES = {
+    "used twice": (lambda w: w * 2, lambda t, w: (t * t).sum() + (t * 3).sum()),
+    "modified in place": (lambda w: w * 2, lambda t, w: (t.mul_(3) * torch.arange(6.0)).sum()),
+    "view modified in place": (lambda w: w * 2, lambda t, w: (t[1:4].mul_(5), (t * t).sum())[1]),
+    "relu_ in place": (lambda w: w * 2, lambda t, w: (t.relu_() * torch.arange(6.0)).sum()),
+    "second output of chunk": (lambda w: (w * 1).chunk(2)[1], lambda t, w: (t * torch.arange(3.0)).sum()),
+    "leaf": (lambda w: w, lambda t, w: (t * t * torch.arange(6.0)).sum()),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_node_hook_sees_what_a_tensor_hook_sees(case):
+    got = both(*CASES[case])
+    assert torch.equal(got["tensor"], got["node"])
+
+
+def test_node_hook_skips_an_output_that_gets_no_gradient():
+    w = torch.ones(4, requires_grad=True)
+    a, b = (w * 2).chunk(2)
+    calls = []
+    node_hook(b, b.grad_fn, b.output_nr, calls.append)
+    a.sum().backward()
+    assert calls == []
+
+
+def steps(model, x, y, own: bool, loss_fn=nn.functional.cross_entropy):
+    """Two recorded steps, by the hooks or by backward(); the model's .grad after them."""
+    out = []
+    with GradientProbe(model, weights_from="grad", **({"own_backward": True} if own else {})) as probe:
+        for _ in range(2):
+            model.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            probe.backward(loss) if own else loss.backward()
+            out.append(probe.step())
+    return out, [p.grad for p in model.parameters()]
+
+
+class InPlaceInput(nn.Module):
+    """A block that scales its own input in place before using it."""
+
+    resdiag_block = True
+
+    def __init__(self, width: int = 6):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+
+    def forward(self, x):
+        x.mul_(1.5)
+        return x + torch.tanh(self.fc(x))
+
+
+class Plain(InPlaceInput):
+    def forward(self, x):
+        return x + torch.tanh(self.fc(x))
+
+
+class Checkpointed(nn.Module):
+    """Three blocks; the first and last scale their input in place; the middle one, run under
+    torch.utils.checkpoint when ``reentrant`` is not None, does not (a checkpointed block cannot)."""
+
+    def __init__(self, reentrant: bool | None):
+        super().__init__()
+        self.stem, self.head = nn.Linear(4, 6), nn.Linear(6, 3)
+        self.blocks = nn.ModuleList([InPlaceInput(), Plain(), InPlaceInput()])
+        self.reentrant = reentrant
+
+    def forward(self, x):
+        x = self.stem(x)
+        for i, block in enumerate(self.blocks):
+            x = checkpoint(block, x, use_reentrant=self.reentrant) if i == 1 and self.reentrant is not None \
+                else block(x)
+        return self.head(x)
+
+
+def problems():
+    torch.manual_seed(0)
+    yield "resnet", build(small("resnet")).double(), torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    yield "tiny resnet, in-place relu", TinyResNet().double(), torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    yield "block called twice", TwiceCalled().double(), torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    for mode in (None, False, True):
+        yield f"in-place input, checkpoint {mode}", Checkpointed(mode).double(), torch.randn(5, 4).double()
+
+
+@pytest.mark.parametrize("name,model,x", list(problems()), ids=lambda v: v if isinstance(v, str) else "")
+def test_own_backward_equals_the_hooks_bit_for_bit(name, model, x):
+    y = torch.arange(len(x)) % 3
+    hooked, _ = steps(model, x, y, own=False)
+    own, grads = steps(model, x, y, own=True)
+    assert own == hooked  # NaN != NaN: every boundary has a gradient
+    assert len(own[0].boundary_grad) >= 3 and all(v > 0 for v in own[0].boundary_grad)
+    assert not any("#" in name for name in own[0].boundary_names if "block:" not in name)
+    if "checkpoint True" not in name:  # a reentrant checkpoint makes backward() call loss.backward()
+        assert all(g is None for g in grads)  # backward() leaves .grad untouched
+
+
+def test_in_place_input_reads_the_gradient_of_the_value_the_block_received():
+    """x_1 is scaled by 1.5 inside block 1: dE/dx_1 is 1.5 times the gradient of the scaled value."""
+    torch.manual_seed(0)
+    model = Checkpointed(None).double()
+    x, y = torch.randn(5, 4).double(), torch.arange(5) % 3
+    (step,), _ = steps(model, x, y, own=True)[0][:1], None
+    h = model.stem(x).detach().requires_grad_()
+    scaled = h * 1.5  # what block 0 does to its input, without the in-place op
+    out = model.head(model.blocks[2](model.blocks[1](scaled + torch.tanh(model.blocks[0].fc(scaled)))))
+    # block 2 scales its input in place too; that is part of what lies downstream of x_1
+    want = torch.autograd.grad(nn.functional.cross_entropy(out, y), h)[0].norm().item()
+    assert step.boundary_grad[0] == pytest.approx(want, rel=1e-12)
+
+
+def test_backward_falls_back_to_hooks_above_the_memory_bound(monkeypatch):
+    torch.manual_seed(0)
+    model, x = build(small("resnet")).double(), torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2])
+    hooked, _ = steps(model, x, y, own=False)
+    monkeypatch.setattr(grad_module, "_HOLD_BYTES", 1024)
+    own, grads = steps(model, x, y, own=True)
+    assert own == hooked
+    assert all(g is not None for g in grads)  # the fallback ran loss.backward()
+
+
+def test_reentrant_checkpoint_is_found_once():
+    model = Checkpointed(True).double()
+    with GradientProbe(model, weights_from="grad", own_backward=True) as probe:
+        probe.backward(model(torch.randn(2, 4).double()).sum())
+        assert probe._reentrant is True
+        probe.step()
+    with GradientProbe(Checkpointed(False).double(), weights_from="grad", own_backward=True) as probe:
+        probe.backward(probe.model(torch.randn(2, 4).double()).sum())
+        assert probe._reentrant is False
+
+
+def test_own_backward_needs_weights_from_grad():
+    with pytest.raises(ValueError, match="own_backward"):
+        GradientProbe(TinyResNet(), own_backward=True)
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+@pytest.mark.parametrize("own", [False, True])
+def test_a_checkpoint_recomputation_adds_no_boundary(reentrant, own):
+    """grad-flow's probe on a model with an activation-checkpointed block: the block's recomputation
+    in backward is no new boundary (it was one with no gradient, NaN, read as "exploding")."""
+    torch.manual_seed(0)
+    model = Checkpointed(reentrant).double()
+    (step, _), _ = steps(model, torch.randn(5, 4).double(), torch.arange(5) % 3, own=own)
+    assert step.boundary_names == ("blocks.0:in", "blocks.1:in", "blocks.2:in", "blocks.2:out")
+    assert all(0 < v < float("inf") for v in step.boundary_grad)
