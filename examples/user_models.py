@@ -3,7 +3,9 @@
 `torchvision_style_resnet` copies torchvision's BasicBlock idioms: `ReLU(inplace=True)` and
 `out += identity`. `twice_called` applies one block twice per forward. `tiny_vit` is a ViT written
 as timm writes one (a `Block` class, pre-LN, here with nn.MultiheadAttention), and
-`tiny_vit_no_residual` the same net without its residual sums. Try:
+`tiny_vit_no_residual` the same net without its residual sums. `checkpointed_resnet` and
+`checkpointed_resnet_reentrant` are `torchvision_style_resnet` with every block under activation
+checkpointing (`torch.utils.checkpoint`, non-reentrant and reentrant). Try:
 
     resdiag grad-flow --model examples.user_models:torchvision_style_resnet --input-shape 3,32,32
     resdiag rank --model examples.user_models:tiny_vit_no_residual --input-shape 3,32,32
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 class BasicBlock(nn.Module):
@@ -51,6 +54,20 @@ class TinyResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer1(x)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class CheckpointedResNet(TinyResNet):
+    """TinyResNet with every block run under ``torch.utils.checkpoint``: recomputed in backward."""
+
+    def __init__(self, reentrant: bool):
+        super().__init__()
+        self.reentrant = reentrant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        for block in self.layer1:
+            x = checkpoint(block, x, use_reentrant=self.reentrant)
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
@@ -122,6 +139,14 @@ def tiny_vit_no_residual() -> nn.Module:
 
 def torchvision_style_resnet() -> nn.Module:
     return TinyResNet()
+
+
+def checkpointed_resnet() -> nn.Module:
+    return CheckpointedResNet(reentrant=False)
+
+
+def checkpointed_resnet_reentrant() -> nn.Module:
+    return CheckpointedResNet(reentrant=True)
 
 
 def twice_called() -> nn.Module:

@@ -113,6 +113,7 @@ class GradientProbe(BoundaryHooks):
         self._watched: list[tuple] = []  # own_backward: (GradientEdge or leaf tensor, bytes, sink)
         self._reentrant: bool | None = None  # own_backward: a reentrant checkpoint in the graph
         self._from_backward = False  # this step's weight gradients came from backward()
+        self._recompute: dict[str, list] = {}  # "<block>:<where>" -> (slot, sink) hooked when recomputed
         super().__init__(find_blocks(model) if blocks is None else blocks)
         self.weights_from = weights_from
         self.model = model
@@ -148,8 +149,20 @@ class GradientProbe(BoundaryHooks):
         return hook
 
     def _on_boundary(self, tensor, label: str) -> None:
-        if not isinstance(tensor, torch.Tensor) or not tensor.requires_grad or in_backward():
-            return  # in backward: a block recomputed for activation checkpointing, not a new boundary
+        """Activation checkpointing: a block recomputed in backward is no new boundary. Under a
+        reentrant checkpoint the first forward runs without autograd; such a boundary is hooked on
+        the recomputation, the last one waiting first (backward recomputes in reverse order)."""
+        if not isinstance(tensor, torch.Tensor):
+            return
+        key = label.split("#")[0]
+        if in_backward():
+            waiting = self._recompute.get(key)
+            if waiting and tensor.requires_grad:
+                _, sink = waiting.pop()
+                tensor.register_hook(lambda grad: self._pending.add(grad, sink))
+            return
+        if not tensor.requires_grad and torch.is_grad_enabled():
+            return
         slot = len(self._bgrad)
         self._bgrad.append(None)
         self._bmeta.append((label, tuple(tensor.shape)))
@@ -157,7 +170,10 @@ class GradientProbe(BoundaryHooks):
         def sink(norm: torch.Tensor) -> None:
             self._bgrad[slot] = norm
 
-        self._watch(tensor, sink)
+        if tensor.requires_grad:
+            self._watch(tensor, sink)
+        else:  # inside a reentrant checkpoint (or a forward under no_grad: never recomputed, dropped)
+            self._recompute.setdefault(key, []).append((slot, sink))
 
     def _watch(self, tensor: torch.Tensor, sink) -> None:
         """Read dE/d``tensor`` in this step's backward and hand its norm to ``sink``."""
@@ -228,7 +244,9 @@ class GradientProbe(BoundaryHooks):
         norms = l2_norms(pending + [g for g in self._wgrad if g is not None])
         for sink, norm in zip(sinks, norms, strict=False):
             sink(norm)
-        keep = keep_boundaries([label for label, _ in self._bmeta])
+        never = {slot for waiting in self._recompute.values() for slot, _ in waiting}  # not recomputed
+        keep = [i for i in range(len(self._bmeta)) if i not in never]
+        keep = [keep[i] for i in keep_boundaries([self._bmeta[i][0] for i in keep])] if keep else []
         self._bgrad = [self._bgrad[i] for i in keep]
         self._bmeta = [self._bmeta[i] for i in keep]
         wnorms = iter(norms[len(pending):])
@@ -251,7 +269,7 @@ class GradientProbe(BoundaryHooks):
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
         self._bgrad, self._bmeta, self._calls, self._ograd = [], [], {}, None
-        self._watched, self._from_backward = [], False
+        self._watched, self._from_backward, self._recompute = [], False, {}
         return step
 
 

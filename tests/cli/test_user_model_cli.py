@@ -36,6 +36,24 @@ def test_user_model_grad_flow_and_rank(tmp_path, capsys, factory):
     assert code == 0, err
 
 
+@pytest.mark.parametrize("factory", ["checkpointed_resnet", "checkpointed_resnet_reentrant"])
+def test_grad_flow_under_activation_checkpointing_equals_the_plain_model(tmp_path, capsys, factory):
+    """Every block recomputed in backward: no extra boundary, no NaN, the plain model's norms."""
+    out = {}
+    for name in ("torchvision_style_resnet", factory):
+        j = tmp_path / f"{name}.json"
+        code, _, err = run(capsys, "grad-flow", "--model", f"examples.user_models:{name}", "--input-shape",
+                           "3,8,8", "-k", "2", "-b", "4", "--device", "cpu", "--json", str(j))
+        assert code == 0, err
+        out[name] = json.loads(j.read_text())
+    plain, ckpt = out["torchvision_style_resnet"], out[factory]
+    assert [b["name"] for b in ckpt["boundaries"]] == [b["name"] for b in plain["boundaries"]]
+    assert len(ckpt["boundaries"]) == 4 and ckpt["verdict"]["status"] == plain["verdict"]["status"]
+    for key in ("boundaries", "layers"):
+        for got, want in zip(ckpt[key], plain[key], strict=True):
+            assert got["grad_norm"] == pytest.approx(want["grad_norm"], rel=1e-5), got["name"]
+
+
 BAD = [
     (["--model", "no_such_pkg.mod:f"], "cannot import no_such_pkg.mod"),
     (["--model", "examples.user_models"], "package.module:factory"),

@@ -177,3 +177,22 @@ def test_a_checkpoint_recomputation_adds_no_boundary(reentrant, own):
     (step, _), _ = steps(model, torch.randn(5, 4).double(), torch.arange(5) % 3, own=own)
     assert step.boundary_names == ("blocks.0:in", "blocks.1:in", "blocks.2:in", "blocks.2:out")
     assert all(0 < v < float("inf") for v in step.boundary_grad)
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_a_forward_under_no_grad_records_no_boundary(own):
+    """An evaluation forward under torch.no_grad() inside the probe: no boundary (it is never
+    recomputed, unlike a reentrant checkpoint's), and the training step's boundaries as without it."""
+    torch.manual_seed(0)
+    model, x, y = Checkpointed(None).double(), torch.randn(5, 4).double(), torch.arange(5) % 3
+    (want, _), _ = steps(model, x, y, own=own)
+    with GradientProbe(model, weights_from="grad", **({"own_backward": True} if own else {})) as probe:
+        with torch.no_grad():
+            model(x)
+        model.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        probe.backward(loss) if own else loss.backward()
+        got = probe.step()
+    # the labels count every call of a block, this one too ("blocks.0:in#2"); the numbers are the step's
+    assert got.boundary_grad == want.boundary_grad and got.weight_grad == want.weight_grad
+    assert [name.split("#")[0] for name in got.boundary_names] == list(want.boundary_names)
