@@ -39,6 +39,22 @@ def output_to_hook(output) -> torch.Tensor | None:
     return out if out is not None and out.requires_grad and not in_backward() else None
 
 
+def has_reentrant_checkpoint(loss: torch.Tensor) -> bool:
+    """Whether the autograd graph behind ``loss`` holds a reentrant activation checkpoint
+    (``torch.utils.checkpoint(use_reentrant=True)``, and implementations named after it). Walks the
+    graph once: a few milliseconds on ResNet-110."""
+    seen, todo = set(), [loss.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if "Checkpoint" in type(node).__name__:
+            return True
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return False
+
+
 def node_hook(tensor: torch.Tensor | None, node, nr: int, fn) -> None:
     """Call ``fn(grad)`` in backward with the gradient of output ``nr`` of ``node``, when it is
     defined: a pre-hook on the node. ``node, nr`` are a tensor's ``grad_fn`` and ``output_nr``, read
@@ -84,6 +100,8 @@ class BoundaryHooks:
         self.blocks = blocks
         self._handles: list = []
         self._calls: dict[str, int] = {}
+        self._segment: dict[str, object] = {}  # block key -> reentrant checkpoint it was last recomputed in
+        self.ambiguous: set[str] = set()  # block keys recomputed twice in one reentrant checkpoint
 
     def __enter__(self):
         try:
@@ -113,6 +131,20 @@ class BoundaryHooks:
     def _on_boundary(self, tensor, label: str) -> None:
         raise NotImplementedError
 
+    def _active(self) -> bool:
+        """Whether the block hooks record this call (a subclass may skip some forwards)."""
+        return True
+
+    def _recomputed_again(self, key: str) -> None:
+        """Note a recomputation of ``key`` in backward. Twice inside the same reentrant checkpoint
+        (the autograd node now running) means the block was called more than once there: the
+        calls of one segment cannot be matched to their first forward (segments are recomputed
+        last first, the calls inside one in forward order), so ``key`` goes into ``ambiguous``."""
+        node = torch._C._current_autograd_node()
+        if node is not None and self._segment.get(key) is node:
+            self.ambiguous.add(key)
+        self._segment[key] = node
+
     def _label(self, name: str, where: str) -> str:
         key = f"{name}:{where}"
         n = self._calls[key] = self._calls.get(key, 0) + 1
@@ -120,6 +152,8 @@ class BoundaryHooks:
 
     def _pre_hook(self, name: str):
         def hook(module, args, kwargs):
+            if not self._active():
+                return
             x = block_input(args, kwargs)
             if x is not None:
                 self._on_boundary(x, self._label(name, "in"))
@@ -128,6 +162,8 @@ class BoundaryHooks:
 
     def _out_hook(self, name: str):
         def hook(module, args, output):
+            if not self._active():
+                return
             y = block_output(output)
             if y is not None:
                 self._on_boundary(y, self._label(name, "out"))

@@ -32,9 +32,11 @@ import torch
 from torch import nn
 from torch.autograd.graph import GradientEdge
 
+from resdiag.errors import ResdiagError
 from resdiag.metrics.norms import l2_norms
 from resdiag.model_output import split_output
-from resdiag.probes.boundaries import BoundaryHooks, in_backward, keep_boundaries, node_hook
+from resdiag.probes.boundaries import (BoundaryHooks, has_reentrant_checkpoint, in_backward, keep_boundaries,
+                                       node_hook)
 from resdiag.probes.layers import Layer, find_blocks, find_layers
 
 
@@ -131,15 +133,25 @@ class GradientProbe(BoundaryHooks):
             norms = l2_norms([layer.weight for layer in self.layers])
             self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._wgrad = [None] * len(self.layers)
+        self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook))
         self._handles.append(self.model.register_forward_hook(self._output_hook))
         for i, layer in enumerate(self.layers):
             if layer.weight.requires_grad and self.weights_from == "hook":
                 self._handles.append(layer.weight.register_hook(self._weight_hook(i)))
 
     def close(self) -> None:
-        """Remove every hook and drop any activation gradient still held (a step never closed)."""
+        """Remove every hook and drop what a step never closed holds (gradients, graph nodes)."""
         super().close()
-        self._pending = PendingNorms()
+        self._pending, self._watched, self._wgrad = PendingNorms(), [], [None] * len(self.layers)
+
+    _root_grad = True  # whether the model's last forward ran with autograd
+
+    def _root_pre_hook(self, module, args) -> None:
+        self._root_grad = torch.is_grad_enabled()
+
+    def _active(self) -> bool:
+        """Not in a forward of the whole model under no_grad (an evaluation: no gradient to read)."""
+        return self._root_grad or in_backward()
 
     # -- hooks -------------------------------------------------------------------------------
     def _weight_hook(self, i: int):
@@ -157,6 +169,8 @@ class GradientProbe(BoundaryHooks):
         key = label.split("#")[0]
         if in_backward():
             waiting = self._recompute.get(key)
+            if waiting is not None:
+                self._recomputed_again(key)
             if waiting and tensor.requires_grad:
                 _, sink = waiting.pop()
                 tensor.register_hook(lambda grad: self._pending.add(grad, sink))
@@ -172,7 +186,7 @@ class GradientProbe(BoundaryHooks):
 
         if tensor.requires_grad:
             self._watch(tensor, sink)
-        else:  # inside a reentrant checkpoint (or a forward under no_grad: never recomputed, dropped)
+        else:  # inside a reentrant checkpoint (or a no_grad region: never recomputed, dropped)
             self._recompute.setdefault(key, []).append((slot, sink))
 
     def _watch(self, tensor: torch.Tensor, sink) -> None:
@@ -187,6 +201,7 @@ class GradientProbe(BoundaryHooks):
     def _output_hook(self, module, args, output) -> None:
         """||dE/d output||: tells a loss that is flat in the output (nothing to judge) from a
         network that passes no gradient back from its output (vanishing)."""
+        self._root_grad = True
         out = split_output(output)[0]
         if out is not None and out.requires_grad:
             def sink(norm: torch.Tensor) -> None:
@@ -205,9 +220,11 @@ class GradientProbe(BoundaryHooks):
         gradient to the end of the backward pass, so above 512 MiB of them, and with a reentrant
         activation checkpoint in the graph (which ``torch.autograd.grad`` cannot run), it places the
         hooks now and calls ``loss.backward()``."""
+        if self._from_backward:
+            raise RuntimeError("backward() runs once per step: call step() after it")
         watched, self._watched = self._watched, []
         if self._reentrant is None:  # the same model and code on every step: looked for once
-            self._reentrant = _reentrant_checkpoint(loss)
+            self._reentrant = has_reentrant_checkpoint(loss)
         if self._reentrant or sum(size for _, size, _ in watched) > _HOLD_BYTES:
             for where, _, sink in watched:
                 hook = lambda grad, sink=sink: self._pending.add(grad, sink)  # noqa: E731
@@ -223,7 +240,8 @@ class GradientProbe(BoundaryHooks):
         self._wgrad = [None] * len(self.layers)
         for i, grad in zip(rows, grads, strict=False):
             self._wgrad[i] = grad
-        for (*_, sink), grad in zip(watched, grads[len(rows):], strict=True):
+        # last recorded first, as backward fires hooks (a model called twice: its first output's)
+        for (*_, sink), grad in reversed(list(zip(watched, grads[len(rows):], strict=True))):
             if grad is not None:  # None: the loss does not depend on it, as a hook that never fires
                 self._pending.add(grad, sink)
         self._from_backward = True
@@ -236,6 +254,12 @@ class GradientProbe(BoundaryHooks):
         the activation-gradient norms of all ranks into those of the global batch,
         sqrt(sum_r ||g_r||^2) / world_size (DDP averages the ranks' gradients), so that every rank
         holds the same numbers. Weight gradients should then come from ``weights_from="grad"``."""
+        if self.ambiguous:
+            keys, self.ambiguous = sorted(self.ambiguous), set()
+            self.close()
+            raise ResdiagError(f"{', '.join(keys)}: a block called more than once inside one reentrant "
+                               "activation checkpoint, whose calls resdiag cannot tell apart; checkpoint "
+                               "with use_reentrant=False, or each call separately")
         pending, sinks = self._pending.take()
         if self.weights_from == "grad" and not self._from_backward:
             self._wgrad = [layer.weight.grad for layer in self.layers]
@@ -269,27 +293,11 @@ class GradientProbe(BoundaryHooks):
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
         self._bgrad, self._bmeta, self._calls, self._ograd = [], [], {}, None
-        self._watched, self._from_backward, self._recompute = [], False, {}
+        self._watched, self._from_backward, self._recompute, self._segment = [], False, {}, {}
         return step
 
 
 _HOLD_BYTES = 512 << 20  # boundary gradients backward() holds at once; above it, hooks and batches
-
-
-def _reentrant_checkpoint(loss: torch.Tensor) -> bool:
-    """Whether the autograd graph behind ``loss`` holds a reentrant activation checkpoint
-    (``torch.utils.checkpoint(use_reentrant=True)``, and implementations named after it). Walks the
-    graph once: a few milliseconds on ResNet-110."""
-    seen, todo = set(), [loss.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if "Checkpoint" in type(node).__name__:
-            return True
-        todo.extend(next_node for next_node, _ in node.next_functions)
-    return False
 
 
 def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | None]:

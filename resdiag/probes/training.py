@@ -27,6 +27,7 @@ What it adds to ``GradientProbe``:
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -113,6 +114,7 @@ class StepProbe(GradientProbe):
         self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
 
     def _install(self) -> None:
+        self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook))
         self._handles.append(self.model.register_forward_hook(self._output_hook))
 
     def _label(self, name: str, where: str) -> str:
@@ -128,6 +130,8 @@ class StepProbe(GradientProbe):
             return
         if in_backward():
             pending = self._recompute.get(label)
+            if pending is not None:
+                self._recomputed_again(label)
             if pending and tensor.requires_grad:
                 self._hook(tensor, pending.pop())  # backward runs the calls in reverse order
             return
@@ -150,6 +154,7 @@ class StepProbe(GradientProbe):
         tensor.register_hook(hook)
 
     def _output_hook(self, module, args, output) -> None:
+        self._root_grad = True
         out = output_to_hook(output)
         if out is not None:
             self._hook(out, _OUTPUT)
@@ -175,6 +180,11 @@ class StepProbe(GradientProbe):
         for sink, norm in zip(sinks, activations, strict=True):
             sink(norm)
         labels = [label for label in self._order if label in self._norms]
+        if self.ambiguous:  # their calls' gradients cannot be told apart: left out, and said so
+            warnings.warn(f"resdiag: {', '.join(sorted(self.ambiguous))} called more than once inside one "
+                          "reentrant activation checkpoint; their boundaries are left out of this record "
+                          "(use use_reentrant=False)", stacklevel=3)
+            labels = [label for label in labels if label.split("#")[0] not in self.ambiguous]
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
         boundary = [_combine(self._norms[label]) for label in labels]
         output = self._norms.get(_OUTPUT)
