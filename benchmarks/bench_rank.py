@@ -12,7 +12,9 @@ WeightWatcher's `stable_rank` column to 1e-3 relative.
 "gram eigenvalues": the eigenvalues of A^T A for GPT-2-small's 50 weight matrices (random, float64),
 the way resdiag takes them on a CPU (numpy: a BLAS syrk per matrix, then LAPACK syevd with the
 matrices of a shape split over the worker threads, BLAS on one thread each) against torch's batched
-matmul and eigvalsh, interleaved, and the largest difference between the two.
+matmul and eigvalsh, interleaved, and the largest difference between the two. Then ResNet-18's
+weight spectra with the eigenvalue work of all its 12 shapes spread over the workers together (what
+`weight_spectra` does) against one shape at a time, interleaved.
 """
 
 from __future__ import annotations
@@ -104,6 +106,28 @@ def compare_gram(repeats: int) -> None:
           f"{t / n:.2f}x; largest difference {diff:.1e} of the largest eigenvalue")
 
 
+def compare_grouping(repeats: int) -> None:
+    """ResNet-18's weight spectra (21 weights in 12 shapes) with the shapes' eigenvalue work spread
+    over the workers together, as weight_spectra does, against one shape at a time, interleaved."""
+    import resdiag.metrics.rank as rank_module
+    from bench_monitor import resnet18
+
+    ws = weights_of(resnet18())
+    together = rank_module._GROUPED_ENTRIES
+    times: dict[str, list[float]] = {"together": [], "one shape at a time": []}
+    weight_spectra(ws)
+    for _ in range(repeats):
+        for name, bound in (("together", together), ("one shape at a time", 0)):
+            rank_module._GROUPED_ENTRIES = bound
+            start = time.perf_counter()
+            weight_spectra(ws)
+            times[name].append(time.perf_counter() - start)
+    rank_module._GROUPED_ENTRIES = together
+    t, a = statistics.median(times["together"]), statistics.median(times["one shape at a time"])
+    print(f"ResNet-18 weight spectra, {len(ws)} weights: shapes together {t:.3f} s, one shape at a "
+          f"time {a:.3f} s, {a / t:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -111,6 +135,7 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     compare_gram(max(1, args.repeats // 2))
+    compare_grouping(args.repeats * 2)
     models = {name: build(resolve(name)) for name in ("resnet1202", "resnet110")}
     times = {}
     for name, model in models.items():
