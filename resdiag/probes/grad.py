@@ -236,7 +236,13 @@ class GradientProbe(BoundaryHooks):
             return
         rows = [i for i, layer in enumerate(self.layers) if layer.weight.requires_grad]
         inputs = [self.layers[i].weight for i in rows] + [where for where, _, _ in watched]
-        grads = list(torch.autograd.grad(loss, inputs, allow_unused=True)) if inputs else []
+        try:
+            grads = list(torch.autograd.grad(loss, inputs, allow_unused=True)) if inputs else []
+        except RuntimeError as exc:  # a reentrant checkpoint not named as torch's: no retry (graph used)
+            if "reentrant" not in str(exc):
+                raise
+            message = str(exc).splitlines()[0]
+            raise ResdiagError(f"{message} (a reentrant checkpoint resdiag did not find)") from None
         self._wgrad = [None] * len(self.layers)
         for i, grad in zip(rows, grads, strict=False):
             self._wgrad[i] = grad

@@ -296,3 +296,16 @@ def test_backward_once_per_step():
         probe.backward(model(torch.randn(2, 4)).sum())
         with pytest.raises(RuntimeError, match="once per step"):
             probe.backward(model(torch.randn(2, 4)).sum())
+
+
+def test_a_reentrant_checkpoint_not_found_is_one_clear_error(monkeypatch):
+    """One under another name than torch's: torch.autograd.grad cannot run it, and the graph is
+    spent, so grad-flow stops with one line instead of a traceback."""
+    from resdiag.errors import ResdiagError
+
+    monkeypatch.setattr(grad_module, "has_reentrant_checkpoint", lambda loss: False)
+    model = Checkpointed(True).double()
+    with GradientProbe(model, weights_from="grad", own_backward=True) as probe:
+        with pytest.raises(ResdiagError, match="reentrant checkpoint resdiag did not find") as exc:
+            probe.backward(model(torch.randn(2, 4).double()).sum())
+    assert "\n" not in str(exc.value)
