@@ -309,3 +309,30 @@ def test_a_reentrant_checkpoint_not_found_is_one_clear_error(monkeypatch):
         with pytest.raises(ResdiagError, match="reentrant checkpoint resdiag did not find") as exc:
             probe.backward(model(torch.randn(2, 4).double()).sum())
     assert "\n" not in str(exc.value)
+
+
+class Scaled(Plain):
+    """A block that scales the gradient flowing back out of its output by 10 (a tensor hook, as
+    gradient-reversal layers place one)."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        if out.requires_grad:
+            out.register_hook(lambda g: g * 10)
+        return out
+
+
+def test_own_backward_reads_a_boundary_before_the_models_own_hooks_change_it():
+    """x_1 is block 0's output, whose gradient the model multiplies by 10 on the way back: grad-flow
+    reads dE/dx_1 as the chain rule gives it there (the model without the hook), and dE/dx_0 with the
+    factor 10 that flowed through it."""
+    torch.manual_seed(0)
+    plain = Checkpointed(None).double()
+    plain.blocks = nn.ModuleList([Plain(), Plain(), Plain()]).double()
+    scaled = __import__("copy").deepcopy(plain)
+    scaled.blocks[0].__class__ = Scaled
+    x, y = torch.randn(5, 4).double(), torch.arange(5) % 3
+    (want, _), _ = steps(plain, x, y, own=True)
+    (got, _), _ = steps(scaled, x, y, own=True)
+    assert got.boundary_grad[1:] == pytest.approx(want.boundary_grad[1:], rel=1e-12)
+    assert got.boundary_grad[0] == pytest.approx(10 * want.boundary_grad[0], rel=1e-12)
