@@ -178,11 +178,12 @@ def weight_spectra(
         pending.clear()
 
     for key, idx in groups.items():
+        entries = len(idx) * key[0][0] * key[0][1] * key[0][2]
+        if pending and sum(b.numel() for *_, b in pending) + entries > _GROUPED_ENTRIES:
+            flush()  # before the next batch exists: at most the bound, or one group, held at once
         batch = torch.empty((len(idx), *key[0]), dtype=torch.float64, device=key[2])
         for row, i in zip(batch, idx):  # copy_ converts 2.5x faster than torch.stack(out=) on a CPU
             row.copy_(mats[i])
-        if pending and sum(b.numel() for *_, b in pending) + batch.numel() > _GROUPED_ENTRIES:
-            flush()
         pending.append((key, idx, batch))
     flush()
     return result  # type: ignore[return-value]

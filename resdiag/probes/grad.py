@@ -133,7 +133,7 @@ class GradientProbe(BoundaryHooks):
             norms = l2_norms([layer.weight for layer in self.layers])
             self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._wgrad = [None] * len(self.layers)
-        self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook))
+        self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True))
         self._handles.append(self.model.register_forward_hook(self._output_hook))
         for i, layer in enumerate(self.layers):
             if layer.weight.requires_grad and self.weights_from == "hook":
@@ -146,14 +146,15 @@ class GradientProbe(BoundaryHooks):
 
     _root_grad = True  # whether the model's last forward ran with autograd
 
-    def _root_pre_hook(self, module, args) -> None:
-        self._root_grad = torch.is_grad_enabled()
+    def _root_pre_hook(self, module, args, kwargs) -> None:
+        """Autograd off: an evaluation, unless an input requires grad (a reentrant checkpoint)."""
+        inputs = (*args, *kwargs.values())
+        self._root_grad = torch.is_grad_enabled() or any(getattr(t, "requires_grad", False) for t in inputs)
 
     def _active(self) -> bool:
         """Not in a forward of the whole model under no_grad (an evaluation: no gradient to read)."""
         return self._root_grad or in_backward()
 
-    # -- hooks -------------------------------------------------------------------------------
     def _weight_hook(self, i: int):
         def hook(grad: torch.Tensor) -> None:
             self._wgrad[i] = grad.detach()

@@ -114,7 +114,7 @@ class StepProbe(GradientProbe):
         self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
 
     def _install(self) -> None:
-        self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook))
+        self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True))
         self._handles.append(self.model.register_forward_hook(self._output_hook))
 
     def _label(self, name: str, where: str) -> str:

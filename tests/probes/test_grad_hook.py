@@ -336,3 +336,31 @@ def test_own_backward_reads_a_boundary_before_the_models_own_hooks_change_it():
     (got, _), _ = steps(scaled, x, y, own=True)
     assert got.boundary_grad[1:] == pytest.approx(want.boundary_grad[1:], rel=1e-12)
     assert got.boundary_grad[0] == pytest.approx(10 * want.boundary_grad[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+@pytest.mark.parametrize("own", [False, True])
+def test_the_whole_model_under_a_checkpoint(reentrant, own):
+    """A parent checkpoints the probed model: its first pass runs without autograd (reentrant),
+    yet it is no evaluation (its input requires grad): the boundaries of the plain model."""
+    from resdiag.api import Monitor
+
+    torch.manual_seed(0)
+    model, x, y = Checkpointed(None).double(), torch.randn(5, 4).double(), torch.arange(5) % 3
+    model.blocks = nn.ModuleList([Plain(), Plain(), Plain()]).double()
+    (want, _), _ = steps(model, x, y, own=own)
+
+    def whole(target):
+        return nn.functional.cross_entropy(checkpoint(model, x.clone().requires_grad_(),
+                                                      use_reentrant=reentrant), target)
+
+    with GradientProbe(model, weights_from="grad", **({"own_backward": True} if own else {})) as probe:
+        loss = whole(y)
+        probe.backward(loss) if own else loss.backward()
+        got = probe.step()
+    assert got.boundary_names == want.boundary_names
+    assert got.boundary_grad == pytest.approx(want.boundary_grad, rel=1e-12)
+    monitor = Monitor(model, every=1)
+    with monitor.record(0) as rec:
+        whole(y).backward()
+    assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(want.boundary_grad, rel=1e-12)
