@@ -134,7 +134,7 @@ class GradientProbe(BoundaryHooks):
             self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._wgrad = [None] * len(self.layers)
         self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True))
-        self._handles.append(self.model.register_forward_hook(self._output_hook))
+        self._handles.append(self.model.register_forward_hook(self._output_hook, always_call=True))
         for i, layer in enumerate(self.layers):
             if layer.weight.requires_grad and self.weights_from == "hook":
                 self._handles.append(layer.weight.register_hook(self._weight_hook(i)))

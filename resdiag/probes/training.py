@@ -115,7 +115,7 @@ class StepProbe(GradientProbe):
 
     def _install(self) -> None:
         self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True))
-        self._handles.append(self.model.register_forward_hook(self._output_hook))
+        self._handles.append(self.model.register_forward_hook(self._output_hook, always_call=True))
 
     def _label(self, name: str, where: str) -> str:
         if in_backward():

@@ -364,3 +364,13 @@ def test_the_whole_model_under_a_checkpoint(reentrant, own):
     with monitor.record(0) as rec:
         whole(y).backward()
     assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(want.boundary_grad, rel=1e-12)
+
+
+def test_an_evaluation_forward_that_raises_leaves_nothing_switched_off():
+    """The no_grad forward fails inside the model; blocks called directly afterwards are recorded."""
+    model = Checkpointed(None)
+    with GradientProbe(model, weights_from="grad") as probe:
+        with torch.no_grad(), pytest.raises(RuntimeError):
+            model(torch.randn(2, 5))  # the stem takes 4 features
+        model.blocks[1](model.stem(torch.randn(2, 4))).sum().backward()
+        assert probe.step().boundary_names == ("blocks.1:in",)
