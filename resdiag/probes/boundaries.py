@@ -55,23 +55,24 @@ def has_reentrant_checkpoint(loss: torch.Tensor) -> bool:
     return False
 
 
-def node_hook(tensor: torch.Tensor | None, node, nr: int, fn) -> None:
-    """Call ``fn(grad)`` in backward with the gradient of output ``nr`` of ``node``, when it is
-    defined: a pre-hook on the node. ``node, nr`` are a tensor's ``grad_fn`` and ``output_nr``, read
-    when it was recorded; that is where ``tensor.register_hook`` places a hook too, so it sees the same
-    gradient (summed over the tensor's uses), and, registered after the tensor was modified in place,
-    still the gradient of the value it had then (tests/probes/test_grad_hook.py). A leaf ``tensor``
-    has no node: its tensor hook."""
-    if node is None:
-        tensor.register_hook(fn)
+def edge_hook(where, fn) -> None:
+    """Call ``fn(grad)`` in backward with the gradient at ``where``, when it is defined: a
+    ``GradientEdge`` (a tensor's ``grad_fn`` and ``output_nr``, read when it was recorded), through a
+    pre-hook on that node, or a leaf tensor, through its tensor hook. The node is where
+    ``tensor.register_hook`` places a hook too, so it sees the same gradient (summed over the
+    tensor's uses), and, registered after the tensor was modified in place, still the gradient of the
+    value it had then (tests/probes/test_grad_hook.py)."""
+    if isinstance(where, torch.Tensor):
+        where.register_hook(fn)
         return
+    nr = where.output_nr
 
     def pre(grad_outputs):
         grad = grad_outputs[nr]
         if grad is not None:
             fn(grad)
 
-    node.register_prehook(pre)
+    where.node.register_prehook(pre)
 
 
 def block_input(args: tuple, kwargs: Mapping):
@@ -100,6 +101,7 @@ class BoundaryHooks:
         self.blocks = blocks
         self._handles: list = []
         self._calls: dict[str, int] = {}
+        self._recompute: dict[str, list] = {}  # "<block>:<where>" -> what waits for its recomputation
         self._segment: dict[str, object] = {}  # block key -> reentrant checkpoint it was last recomputed in
         self.ambiguous: set[str] = set()  # block keys recomputed twice in one reentrant checkpoint
 
@@ -135,15 +137,25 @@ class BoundaryHooks:
         """Whether the block hooks record this call (a subclass may skip some forwards)."""
         return True
 
-    def _recomputed_again(self, key: str) -> None:
-        """Note a recomputation of ``key`` in backward. Twice inside the same reentrant checkpoint
-        (the autograd node now running) means the block was called more than once there: the
-        calls of one segment cannot be matched to their first forward (segments are recomputed
-        last first, the calls inside one in forward order), so ``key`` goes into ``ambiguous``."""
+    def _await_recompute(self, key: str, item) -> None:
+        """Keep ``item`` for the recomputation of block call ``key`` in backward: a boundary inside a
+        reentrant checkpoint, whose first forward runs without autograd."""
+        self._recompute.setdefault(key, []).append(item)
+
+    def _recomputed(self, key: str, tensor: torch.Tensor):
+        """On a call of ``key`` in backward (a recomputation): the item waiting for it, the last
+        one first (backward recomputes the segments in reverse order), or None. Recomputed twice
+        inside the same reentrant checkpoint (the autograd node now running), the block was called
+        more than once there: the calls of one segment cannot be matched to their first forward
+        (the calls inside one are recomputed in forward order), so ``key`` goes into ``ambiguous``."""
+        waiting = self._recompute.get(key)
+        if waiting is None:
+            return None
         node = torch._C._current_autograd_node()
         if node is not None and self._segment.get(key) is node:
             self.ambiguous.add(key)
         self._segment[key] = node
+        return waiting.pop() if waiting and tensor.requires_grad else None
 
     def _label(self, name: str, where: str) -> str:
         key = f"{name}:{where}"

@@ -35,8 +35,8 @@ from torch.autograd.graph import GradientEdge
 from resdiag.errors import ResdiagError
 from resdiag.metrics.norms import l2_norms
 from resdiag.model_output import split_output
-from resdiag.probes.boundaries import (BoundaryHooks, has_reentrant_checkpoint, in_backward, keep_boundaries,
-                                       node_hook)
+from resdiag.probes.boundaries import (BoundaryHooks, edge_hook, has_reentrant_checkpoint, in_backward,
+                                       keep_boundaries)
 from resdiag.probes.layers import Layer, find_blocks, find_layers
 
 
@@ -115,7 +115,6 @@ class GradientProbe(BoundaryHooks):
         self._watched: list[tuple] = []  # own_backward: (GradientEdge or leaf tensor, bytes, sink)
         self._reentrant: bool | None = None  # own_backward: a reentrant checkpoint in the graph
         self._from_backward = False  # this step's weight gradients came from backward()
-        self._recompute: dict[str, list] = {}  # "<block>:<where>" -> (slot, sink) hooked when recomputed
         super().__init__(find_blocks(model) if blocks is None else blocks)
         self.weights_from = weights_from
         self.model = model
@@ -133,8 +132,7 @@ class GradientProbe(BoundaryHooks):
             norms = l2_norms([layer.weight for layer in self.layers])
             self.weight_norms = tuple(torch.stack(norms).cpu().tolist()) if norms else ()
         self._wgrad = [None] * len(self.layers)
-        self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True))
-        self._handles.append(self.model.register_forward_hook(self._output_hook, always_call=True))
+        self._install_root_hooks()
         for i, layer in enumerate(self.layers):
             if layer.weight.requires_grad and self.weights_from == "hook":
                 self._handles.append(layer.weight.register_hook(self._weight_hook(i)))
@@ -144,12 +142,21 @@ class GradientProbe(BoundaryHooks):
         super().close()
         self._pending, self._watched, self._wgrad = PendingNorms(), [], [None] * len(self.layers)
 
-    _root_grad = True  # whether the model's last forward ran with autograd
+    _root_grad = True  # whether the model's forward now running (or last run) is no evaluation
 
-    def _root_pre_hook(self, module, args, kwargs) -> None:
-        """Autograd off: an evaluation, unless an input requires grad (a reentrant checkpoint)."""
-        inputs = (*args, *kwargs.values())
-        self._root_grad = torch.is_grad_enabled() or any(getattr(t, "requires_grad", False) for t in inputs)
+    def _install_root_hooks(self) -> None:
+        """Whether the model's forward is an evaluation (``_active``); its output, also on a raise."""
+        def pre(module, args, kwargs) -> None:  # autograd off: an evaluation, unless an input
+            inputs = (*args, *kwargs.values())  # requires grad (a reentrant checkpoint around it)
+            self._root_grad = torch.is_grad_enabled() or any(getattr(t, "requires_grad", False)
+                                                             for t in inputs)
+
+        def post(module, args, output) -> None:
+            self._root_grad = True
+            self._output_hook(module, args, output)
+
+        self._handles.append(self.model.register_forward_pre_hook(pre, with_kwargs=True))
+        self._handles.append(self.model.register_forward_hook(post, always_call=True))
 
     def _active(self) -> bool:
         """Not in a forward of the whole model under no_grad (an evaluation: no gradient to read)."""
@@ -169,11 +176,9 @@ class GradientProbe(BoundaryHooks):
             return
         key = label.split("#")[0]
         if in_backward():
-            waiting = self._recompute.get(key)
+            waiting = self._recomputed(key, tensor)
             if waiting is not None:
-                self._recomputed_again(key)
-            if waiting and tensor.requires_grad:
-                _, sink = waiting.pop()
+                _, sink = waiting
                 tensor.register_hook(lambda grad: self._pending.add(grad, sink))
             return
         if not tensor.requires_grad and torch.is_grad_enabled():
@@ -188,7 +193,7 @@ class GradientProbe(BoundaryHooks):
         if tensor.requires_grad:
             self._watch(tensor, sink)
         else:  # inside a reentrant checkpoint (or a no_grad region: never recomputed, dropped)
-            self._recompute.setdefault(key, []).append((slot, sink))
+            self._await_recompute(key, (slot, sink))
 
     def _watch(self, tensor: torch.Tensor, sink) -> None:
         """Read dE/d``tensor`` in this step's backward and hand its norm to ``sink``."""
@@ -202,7 +207,6 @@ class GradientProbe(BoundaryHooks):
     def _output_hook(self, module, args, output) -> None:
         """||dE/d output||: tells a loss that is flat in the output (nothing to judge) from a
         network that passes no gradient back from its output (vanishing)."""
-        self._root_grad = True
         out = split_output(output)[0]
         if out is not None and out.requires_grad:
             def sink(norm: torch.Tensor) -> None:
@@ -228,11 +232,7 @@ class GradientProbe(BoundaryHooks):
             self._reentrant = has_reentrant_checkpoint(loss)
         if self._reentrant or sum(size for _, size, _ in watched) > _HOLD_BYTES:
             for where, _, sink in watched:
-                hook = lambda grad, sink=sink: self._pending.add(grad, sink)  # noqa: E731
-                if isinstance(where, torch.Tensor):
-                    where.register_hook(hook)
-                else:
-                    node_hook(None, where.node, where.output_nr, hook)
+                edge_hook(where, lambda grad, sink=sink: self._pending.add(grad, sink))
             loss.backward()
             return
         rows = [i for i, layer in enumerate(self.layers) if layer.weight.requires_grad]

@@ -108,14 +108,12 @@ class StepProbe(GradientProbe):
         self._norms: dict[str, list[torch.Tensor]] = {}  # label -> its norm in each micro-batch
         self._order: list[str] = []
         self._shape: dict[str, tuple[int, ...]] = {}
-        self._recompute: dict[str, list[str]] = {}  # "<block>:<where>" -> labels to take on recompute
         self._backward_seen = False
         self.micro_batches = 0
         self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
 
     def _install(self) -> None:
-        self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True))
-        self._handles.append(self.model.register_forward_hook(self._output_hook, always_call=True))
+        self._install_root_hooks()
 
     def _label(self, name: str, where: str) -> str:
         if in_backward():
@@ -129,11 +127,9 @@ class StepProbe(GradientProbe):
         if not isinstance(tensor, torch.Tensor):
             return
         if in_backward():
-            pending = self._recompute.get(label)
-            if pending is not None:
-                self._recomputed_again(label)
-            if pending and tensor.requires_grad:
-                self._hook(tensor, pending.pop())  # backward runs the calls in reverse order
+            waiting = self._recomputed(label, tensor)  # the label of the call it recomputes
+            if waiting is not None:
+                self._hook(tensor, waiting)
             return
         if label not in self._shape:
             self._order.append(label)
@@ -141,7 +137,7 @@ class StepProbe(GradientProbe):
         if tensor.requires_grad:
             self._hook(tensor, label)
         elif not torch.is_grad_enabled():  # inside a reentrant checkpoint: hooked on recompute
-            self._recompute.setdefault(label.split("#")[0], []).append(label)
+            self._await_recompute(label.split("#")[0], label)
 
     def _hook(self, tensor: torch.Tensor, label: str) -> None:
         def sink(norm: torch.Tensor) -> None:
@@ -154,7 +150,6 @@ class StepProbe(GradientProbe):
         tensor.register_hook(hook)
 
     def _output_hook(self, module, args, output) -> None:
-        self._root_grad = True
         out = output_to_hook(output)
         if out is not None:
             self._hook(out, _OUTPUT)

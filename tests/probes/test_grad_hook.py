@@ -1,4 +1,4 @@
-"""``node_hook`` (a pre-hook on the node that made a tensor, registered from the node read when the
+"""``edge_hook`` (a pre-hook on the node that made a tensor, registered from the node read when the
 tensor was recorded) against ``Tensor.register_hook``; and ``GradientProbe.backward`` (grad-flow's one
 ``torch.autograd.grad`` call, no hook) against the probe's hooks: the same gradients, bit for bit, on
 the cases where they could differ."""
@@ -6,18 +6,19 @@ the cases where they could differ."""
 import pytest
 import torch
 from torch import nn
+from torch.autograd.graph import GradientEdge
 from torch.utils.checkpoint import checkpoint
 
 import resdiag.probes.grad as grad_module
 from examples.user_models import TinyResNet, TwiceCalled
-from resdiag.probes.boundaries import node_hook
+from resdiag.probes.boundaries import edge_hook
 from resdiag.probes.grad import GradientProbe
 from resdiag.zoo import build
 from tests.support import small
 
 
 def both(make, consume):
-    """dE/dt read by a tensor hook placed on the tensor ``make`` returns, and by ``node_hook`` from its
+    """dE/dt read by a tensor hook placed on the tensor ``make`` returns, and by ``edge_hook`` from its
     node read then but registered only after ``consume`` (which may modify it in place) built the
     loss, as ``GradientProbe.backward`` registers its hooks when it falls back to them."""
     got = {}
@@ -26,7 +27,7 @@ def both(make, consume):
     node, nr = t.grad_fn, t.output_nr
     t.register_hook(lambda g: got.__setitem__("tensor", g.clone()))
     loss = consume(t, w)
-    node_hook(t, node, nr, lambda g: got.__setitem__("node", g.clone()))
+    edge_hook(t if node is None else GradientEdge(node, nr), lambda g: got.__setitem__("node", g.clone()))
     loss.backward()
     return got
 
@@ -42,16 +43,16 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_node_hook_sees_what_a_tensor_hook_sees(case):
+def test_edge_hook_sees_what_a_tensor_hook_sees(case):
     got = both(*CASES[case])
     assert torch.equal(got["tensor"], got["node"])
 
 
-def test_node_hook_skips_an_output_that_gets_no_gradient():
+def test_edge_hook_skips_an_output_that_gets_no_gradient():
     w = torch.ones(4, requires_grad=True)
     a, b = (w * 2).chunk(2)
     calls = []
-    node_hook(b, b.grad_fn, b.output_nr, calls.append)
+    edge_hook(GradientEdge(b.grad_fn, b.output_nr), calls.append)
     a.sum().backward()
     assert calls == []
 
