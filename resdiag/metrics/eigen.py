@@ -100,19 +100,37 @@ _SPLIT_FROM = 64  # smaller matrices: one batched call costs less than the threa
 
 
 def _eigvalsh_numpy(grams: np.ndarray) -> np.ndarray:
-    """np.linalg.eigvalsh of a batch (..., n, n), the matrices split over resdiag's worker threads
-    with BLAS on one thread each: the tridiagonal reduction inside syevd is matrix-vector work that
-    BLAS's own threads barely speed up (12 Grams of 768x768: 0.30 s against 0.42 s for one batched
-    call, 2 cores). Each matrix is solved by the same LAPACK call on one BLAS thread, whatever the
-    number of workers, so the eigenvalues do not depend on it."""
+    """np.linalg.eigvalsh of a batch (..., n, n), the matrices spread over resdiag's worker threads
+    with BLAS on one thread each (`_eigvalsh_many`)."""
     flat = grams.reshape(-1, *grams.shape[-2:])
-    parts = workers(len(flat))
     with one_blas_thread() as single:  # held in the serial case too: the same bits for any thread count
-        if not single or parts < 2 or grams.shape[-1] < _SPLIT_FROM:
-            # without control of BLAS, several multithreaded calls at once contend: one batched call
-            return np.linalg.eigvalsh(grams)
-        lam = map_threads(np.linalg.eigvalsh, np.array_split(flat, parts))
-    return np.concatenate(lam).reshape(grams.shape[:-1])
+        return _eigvalsh_many([flat], single)[0].reshape(grams.shape[:-1])
+
+
+def _eigvalsh_many(grams: list[np.ndarray], single: bool) -> list[np.ndarray]:
+    """np.linalg.eigvalsh of each batch (k, n, n), ascending, one task a matrix, on resdiag's
+    workers the largest first (`_largest_first`; in this thread where BLAS is not held to one
+    thread, ``single`` False): the tridiagonal reduction inside syevd is matrix-vector work that
+    BLAS's own threads barely speed up (12 Grams of 768x768: 0.30 s against 0.42 s for one batched
+    call, 2 cores). A batch of matrices smaller than 64 is one task: one call costs less than the
+    hand-offs. Each matrix is solved by the same LAPACK call on one BLAS thread, whatever the number
+    of workers, so the eigenvalues do not depend on it."""
+    tasks = [(j, i) for j, g in enumerate(grams)
+             for i in ([None] if g.shape[-1] < _SPLIT_FROM else range(g.shape[0]))]
+
+    def eig(task: tuple[int, int | None]) -> np.ndarray:
+        return np.linalg.eigvalsh(grams[task[0]] if task[1] is None else grams[task[0]][task[1]])
+
+    lam = dict(zip(tasks, _largest_first(eig, tasks, lambda t: grams[t[0]].shape[-1] ** 3, single),
+                   strict=True))
+    out = []
+    for j, g in enumerate(grams):
+        if g.shape[-1] < _SPLIT_FROM:
+            out.append(lam[(j, None)])
+        else:
+            rows = [lam[(j, i)] for i in range(g.shape[0])]
+            out.append(np.stack(rows) if rows else np.zeros((0, g.shape[-1])))
+    return out
 
 
 _PIECE = 8192  # the inner dimension of a Gram is summed in pieces of this many: tasks for the workers
@@ -145,26 +163,14 @@ def _gram_eigenvalues_numpy(xs: list[Tensor]) -> list[Tensor]:
         n, inner = arrays[task[0]].shape[-2:]
         return n * n * min(_PIECE, inner - task[2])
 
-    def eig(task: tuple[int, int | None]) -> np.ndarray:
-        return np.linalg.eigvalsh(grams[task[0]] if task[1] is None else grams[task[0]][task[1]])
-
     with one_blas_thread() as single:
         parts = dict(zip(tasks, _largest_first(piece, tasks, cost, single), strict=True))
         grams = [np.zeros((a.shape[0], a.shape[1], a.shape[1])) for a in arrays]
         for j, i, s in tasks:  # in task order: fixed sums
             grams[j][i] += parts[(j, i, s)]
-        # one task a matrix; a batch of small ones is one task (one call costs less than hand-offs)
-        mats = [(j, i) for j, g in enumerate(grams)
-                for i in ([None] if g.shape[-1] < _SPLIT_FROM else range(g.shape[0]))]
-        lam = dict(zip(mats, _largest_first(eig, mats, lambda t: grams[t[0]].shape[-1] ** 3, single),
-                       strict=True))
-    out = []
-    for j, (x, g) in enumerate(zip(xs, grams, strict=True)):
-        n = g.shape[-1]
-        rows = lam[(j, None)] if n < _SPLIT_FROM else np.stack([lam[(j, i)] for i in range(g.shape[0])]) \
-            if g.shape[0] else np.zeros((0, n))
-        out.append(torch.from_numpy(rows[..., ::-1].copy()).clamp(min=0).reshape(*x.shape[:-2], n))
-    return out
+        lams = _eigvalsh_many(grams, single)
+    return [torch.from_numpy(lam[..., ::-1].copy()).clamp(min=0).reshape(*x.shape[:-2], lam.shape[-1])
+            for x, lam in zip(xs, lams, strict=True)]
 
 
 def _largest_first(fn, tasks: list, cost, single: bool) -> list:
