@@ -5,7 +5,9 @@
 as timm writes one (a `Block` class, pre-LN, here with nn.MultiheadAttention), and
 `tiny_vit_no_residual` the same net without its residual sums. `checkpointed_resnet` and
 `checkpointed_resnet_reentrant` are `torchvision_style_resnet` with every block under activation
-checkpointing (`torch.utils.checkpoint`, non-reentrant and reentrant). Try:
+checkpointing (`torch.utils.checkpoint`, non-reentrant and reentrant). `frozen_backbone`,
+`detached_stream` and `unused_head` are the cases of a verdict's scope (docs/gradflow.md, "Scope"):
+layers frozen by the user, a `detach()` that cuts the residual stream, a head never called. Try:
 
     resdiag grad-flow --model examples.user_models:torchvision_style_resnet --input-shape 3,32,32
     resdiag rank --model examples.user_models:tiny_vit_no_residual --input-shape 3,32,32
@@ -151,6 +153,36 @@ def checkpointed_resnet_reentrant() -> nn.Module:
 
 def twice_called() -> nn.Module:
     return TwiceCalled()
+
+
+class DetachedStream(TinyResNet):
+    """TinyResNet with a ``detach()`` after its second block: no gradient reaches the stem and the first
+    two blocks (a bug a refactor can bring in: ``x = x.detach()``, ``x.data``, a numpy round trip)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        for i, block in enumerate(self.layer1):
+            x = block(x).detach() if i == 1 else block(x)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def frozen_backbone() -> nn.Module:
+    """Fine-tuning: the stem and the first two of four blocks frozen (``requires_grad_(False)``)."""
+    model = TinyResNet(blocks=4)
+    for part in (model.conv1, model.bn1, model.layer1[0], model.layer1[1]):
+        part.requires_grad_(False)
+    return model
+
+
+def detached_stream() -> nn.Module:
+    return DetachedStream(blocks=4)
+
+
+def unused_head() -> nn.Module:
+    """A trainable auxiliary head that the forward never calls."""
+    model = TinyResNet(blocks=4)
+    model.aux = nn.Linear(8, 10)
+    return model
 
 
 # For the bad-input tests: a factory that fails, one that returns no module, a non-callable.

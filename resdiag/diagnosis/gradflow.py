@@ -32,6 +32,15 @@ Evidence rules: a rule that cannot be applied says so, with status "inconclusive
                          gradient flow to judge (e.g. cross-entropy over a single class).
 ``evidence.weights``     no conv/linear weight received a gradient, or the first/last ratio is
                          undefined: the AUTOTRAINER rules cannot be applied.
+``evidence.unreached``   a trainable conv/linear layer (requires_grad=True) received no gradient in
+                         any batch: not called in the forward, or cut from the loss (detach(),
+                         .data, an integer cast, an output the loss ignores). The rules read only the
+                         layers that have one, so the verdict cannot be "healthy" for the network.
+                         Layers frozen by the user (requires_grad=False) are left out by design: the
+                         verdict's scope names them, and they raise no finding.
+A boundary recorded in the forward (its tensor required grad) that receives no gradient once a
+backward has run has ||dE/dx_l|| = 0 exactly (autograd's None), not NaN: a detach() inside the
+residual stream reads as the ``zero`` rule ("vanishing"), never as a non-finite value.
 The status is the worst finding's, in the order healthy < inconclusive < vanishing < exploding: a
 problem found on part of the evidence is reported as such; "healthy" needs every rule applied.
 """
@@ -43,7 +52,8 @@ import math
 from resdiag.diagnosis.scale import weight_scale
 from resdiag.diagnosis.thresholds import GradThresholds
 from resdiag.metrics.gradient import first_non_finite
-from resdiag.results import Finding, GradFlowSummary, Verdict
+from resdiag.results import Finding, GradFlowSummary, Scope, Verdict
+from resdiag.results.common import short_list
 
 AUTOTRAINER = "Zhang et al. 2021, AUTOTRAINER (ICSE), gradient rules"
 HE2016 = "He et al. 2016, Identity Mappings in Deep Residual Networks, eqs. 5 and 8"
@@ -58,9 +68,11 @@ def diagnose(
     boundary_names: list[str],
     t: GradThresholds = GradThresholds(),
     at_init: bool = True,
+    scope: Scope | None = None,
 ) -> Verdict:
     """``at_init``: the weights are an initialisation; else (a checkpoint, the Monitor) the weight-
-    scale rule, a statement about initialisations, is not applied."""
+    scale rule, a statement about initialisations, is not applied. ``scope``: what the rules read
+    (frozen and gradient-less layers, blocks found); it goes into the verdict."""
     findings: list[Finding] = []
     for values, names, what in (
         (weight_grads, weight_names, "weight gradient"),
@@ -76,7 +88,8 @@ def diagnose(
                         f"non-finite {what} at {names[j]} (first on the way back from the output)",
                         AUTOTRAINER)
             )
-    findings += _evidence(weight_grads, boundary_grads, summary, findings)
+    findings += _evidence(weight_grads, boundary_grads, summary, findings, scope)
+    findings += _unreached(scope)
     findings += _zero(boundary_grads)
     findings += _autotrainer(summary.weight_first_last_ratio, weight_grads, t)
     findings += _ratio_rules("boundary", summary.boundary_ratio, "||dE/dx_0|| / ||dE/dx_L||", t)
@@ -87,11 +100,23 @@ def diagnose(
     if at_init:
         findings += weight_scale(summary.weight_gain_median, t)
     status = max((f.status for f in findings), key=SEVERITY.__getitem__, default="healthy")
-    return Verdict(status, tuple(findings))
+    return Verdict(status, tuple(findings), scope)
+
+
+def _unreached(scope: Scope | None) -> list[Finding]:
+    if scope is None or not scope.no_gradient:
+        return []
+    n = len(scope.no_gradient)
+    return [Finding("evidence.unreached", "inconclusive", float(n), 0.0,
+                    f"{n} trainable conv/linear layer{'s' if n > 1 else ''} received no gradient "
+                    f"({short_list(scope.no_gradient)}): not called in the forward, or cut from the loss "
+                    "(detach(), .data, an integer cast, an output the loss ignores), so the rules judged "
+                    f"only the other {scope.judged}; freeze them (requires_grad_(False)) if they are "
+                    "meant to be idle", AUTOTRAINER)]
 
 
 def _evidence(weight_grads: list[float], boundary_grads: list[float], summary: GradFlowSummary,
-              found: list[Finding]) -> list[Finding]:
+              found: list[Finding], scope: Scope | None = None) -> list[Finding]:
     """Findings for a gradient that is exactly 0 at the output end: "vanishing" when the output
     received a gradient (the head passes none back), "inconclusive" when the loss is flat in the
     output or that is unknown; and "inconclusive" for the rules that have nothing to read."""
@@ -101,7 +126,14 @@ def _evidence(weight_grads: list[float], boundary_grads: list[float], summary: G
     flat = ("the loss is flat in the model's output (||dE/d output|| = 0; e.g. cross-entropy over a "
             "single class)" if out_g == 0 else "the gradient at the model's output was not recorded")
     out = []
-    if len(boundary_grads) < 2:
+    n_frozen = len(scope.frozen) if scope is not None else 0
+    frozen = f" ({n_frozen} frozen layer{'s' if n_frozen > 1 else ''})" if n_frozen else ""
+    if len(boundary_grads) < 2 and scope is not None and scope.blocks:
+        out.append(Finding("evidence.boundaries", "inconclusive", float(len(boundary_grads)), 2.0,
+                           f"{scope.blocks} blocks were found but fewer than two boundaries carry a "
+                           f"gradient: no block input required grad{frozen}, so the boundary and slope "
+                           "rules were not applied", HE2016))
+    elif len(boundary_grads) < 2:
         out.append(Finding("evidence.boundaries", "inconclusive", float(len(boundary_grads)), 2.0,
                            "no block boundary found, so the boundary and slope rules were not applied: "
                            "name the blocks with --blocks REGEX (Monitor: blocks=REGEX)", HE2016))
@@ -114,8 +146,8 @@ def _evidence(weight_grads: list[float], boundary_grads: list[float], summary: G
                            HE2016))
     if not weight_grads:
         out.append(Finding("evidence.weights", "inconclusive", 0.0, 1.0,
-                           "no conv/linear weight received a gradient (none found, or all frozen or "
-                           "unused), so the AUTOTRAINER rules were not applied", AUTOTRAINER))
+                           f"no conv/linear weight received a gradient (none found, or all frozen or "
+                           f"unused){frozen}, so the AUTOTRAINER rules were not applied", AUTOTRAINER))
     elif weight_grads[-1] == 0 and out_g > 0:
         out.append(Finding("zero", "vanishing", 0.0, 0.0, "the last layer's weight gradient is exactly 0 "
                            f"while ||dE/d output|| = {out_g:.3g}: its input is 0", HE2016))
@@ -124,16 +156,21 @@ def _evidence(weight_grads: list[float], boundary_grads: list[float], summary: G
                            f"the last layer's weight gradient is exactly 0 and {flat}: the AUTOTRAINER "
                            "rules were not applied", AUTOTRAINER))
     elif not math.isfinite(summary.weight_first_last_ratio):
+        why = ["only one unit has a gradient"] if len(weight_grads) == 1 else []
+        why += [frozen.strip(" ()")] if frozen else []
+        why = f" ({'; '.join(why)})" if why else ""
         out.append(Finding("evidence.weights", "inconclusive", math.nan, math.nan,
-                           "the first/last weight-gradient ratio is undefined, so the AUTOTRAINER rules "
-                           "were not applied", AUTOTRAINER))
+                           f"the first/last weight-gradient ratio is undefined{why}, so the "
+                           "AUTOTRAINER rules were not applied", AUTOTRAINER))
     return out
 
 
 def _zero(boundary_grads: list[float]) -> list[Finding]:
     if len(boundary_grads) >= 2 and boundary_grads[0] == 0 and boundary_grads[-1] > 0:
         return [Finding("zero", "vanishing", 0.0, 0.0,
-                        "||dE/dx_0|| is exactly 0: no gradient reaches the first block", HE2016)]
+                        "||dE/dx_0|| is exactly 0: no gradient reaches the first block (underflow is "
+                        "ruled out; the loss does not depend on it, e.g. a detach() in the stream)",
+                        HE2016)]
     return []
 
 

@@ -162,3 +162,19 @@ def _scaled_norm(t: Tensor) -> Tensor:
     scaled = torch.linalg.vector_norm(torch.ldexp(t, -exponent))
     # amax == 0 -> 0; amax inf -> inf; NaN anywhere -> NaN (amax propagates NaN)
     return torch.where(finite, torch.ldexp(scaled, exponent), amax)
+
+
+def all_reduce_norms(norms: list[Tensor | None]) -> list[Tensor | None]:
+    """Under an initialised torch.distributed with several processes: the norms of the global batch,
+    sqrt(sum_r ||g_r||^2) / world_size (DDP averages the ranks' gradients), the same on every rank;
+    None stays None. Every rank must pass the same entries in the same order."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return norms
+    present = [n for n in norms if n is not None]
+    if not present:
+        return norms
+    squares = torch.stack(present).square()  # float64: no under- or overflow of any float32 norm
+    dist.all_reduce(squares, op=dist.ReduceOp.SUM)
+    combined = iter(squares.sqrt() / dist.get_world_size())
+    return [next(combined) if n is not None else None for n in norms]

@@ -187,3 +187,17 @@ def keep_boundaries(labels: list[str]) -> list[int]:
     """Indices to keep: every block input, and only the last output of the last block."""
     outs = [i for i, label in enumerate(labels) if ":out" in label]
     return [i for i, label in enumerate(labels) if ":out" not in label or i == outs[-1]]
+
+
+def zero_if_unreached(norms: list[torch.Tensor | None], backward_ran: bool,
+                      others: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+    """The boundary norms of a step, None (no gradient arrived) read as exactly 0 once a backward
+    ran: a boundary recorded in the forward with autograd on that gets no gradient is one the loss
+    does not depend on (a ``detach()``, ``.data``, an integer cast, an output the loss ignores),
+    which autograd gives as None for a gradient of 0. Before any backward, None stays None (NaN:
+    not measured). The zeros go on the device of the first norm here or in ``others``."""
+    if not backward_ran or all(n is not None for n in norms):
+        return norms
+    device = next((n.device for n in (*norms, *others) if n is not None), torch.device("cpu"))
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    return [zero if n is None else n for n in norms]

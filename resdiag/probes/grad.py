@@ -33,10 +33,10 @@ from torch import nn
 from torch.autograd.graph import GradientEdge
 
 from resdiag.errors import ResdiagError
-from resdiag.metrics.norms import l2_norms
+from resdiag.metrics.norms import all_reduce_norms, l2_norms
 from resdiag.model_output import split_output
 from resdiag.probes.boundaries import (BoundaryHooks, edge_hook, has_reentrant_checkpoint, in_backward,
-                                       keep_boundaries)
+                                       keep_boundaries, zero_if_unreached)
 from resdiag.probes.layers import Layer, find_blocks, find_layers
 
 
@@ -90,6 +90,7 @@ class GradStep:
     boundary_shapes: tuple[tuple[int, ...], ...]
     boundary_names: tuple[str, ...]
     output_grad: float = math.nan  # ||dE/d output|| of the model's (first tensor) output; NaN if none
+    weight_trainable: tuple[bool, ...] = ()  # whether each layer's weight requires grad (else frozen)
 
 
 class GradientProbe(BoundaryHooks):
@@ -282,9 +283,10 @@ class GradientProbe(BoundaryHooks):
         self._bmeta = [self._bmeta[i] for i in keep]
         wnorms = iter(norms[len(pending):])
         wnorms = [next(wnorms) if ok else None for ok in seen]
-        activation = [*self._bgrad, self._ograd]
+        ran = self._from_backward or bool(pending) or any(seen)  # a backward ran in this step
+        activation = [*zero_if_unreached(self._bgrad, ran, [*wnorms, self._ograd]), self._ograd]
         if all_reduce:
-            activation = _all_reduce_norms(activation)
+            activation = all_reduce_norms(activation)
         device_values = [v for v in (*wnorms, *activation) if v is not None]
         host = iter(torch.stack(device_values).cpu().tolist() if device_values else [])
         values = [math.nan if v is None else next(host) for v in (*wnorms, *activation)]
@@ -296,6 +298,7 @@ class GradientProbe(BoundaryHooks):
             boundary_shapes=tuple(shape for _, shape in self._bmeta),
             boundary_names=tuple(label for label, _ in self._bmeta),
             output_grad=values[-1],
+            weight_trainable=tuple(layer.weight.requires_grad for layer in self.layers),
         )
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
@@ -306,15 +309,3 @@ class GradientProbe(BoundaryHooks):
 
 _HOLD_BYTES = 512 << 20  # boundary gradients backward() holds at once; above it, hooks and batches
 
-
-def _all_reduce_norms(norms: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
-        return norms
-    present = [n for n in norms if n is not None]
-    if not present:
-        return norms
-    squares = torch.stack(present).square()  # float64: no under- or overflow of any float32 norm
-    dist.all_reduce(squares, op=dist.ReduceOp.SUM)
-    combined = iter(squares.sqrt() / dist.get_world_size())
-    return [next(combined) if n is not None else None for n in norms]

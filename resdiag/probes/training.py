@@ -32,9 +32,9 @@ import warnings
 import torch
 from torch import nn
 
-from resdiag.metrics.norms import l2_norm, l2_norms
-from resdiag.probes.boundaries import in_backward, keep_boundaries, output_to_hook
-from resdiag.probes.grad import GradientProbe, GradStep, _all_reduce_norms
+from resdiag.metrics.norms import all_reduce_norms, l2_norm, l2_norms
+from resdiag.probes.boundaries import in_backward, keep_boundaries, output_to_hook, zero_if_unreached
+from resdiag.probes.grad import GradientProbe, GradStep
 from resdiag.probes.layers import Layer, named_parameters, unwrap
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
@@ -109,6 +109,7 @@ class StepProbe(GradientProbe):
         self._order: list[str] = []
         self._shape: dict[str, tuple[int, ...]] = {}
         self._backward_seen = False
+        self._live: set[str] = set()  # labels whose gradient is awaited (hooked in forward or recompute)
         self.micro_batches = 0
         self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
 
@@ -131,15 +132,18 @@ class StepProbe(GradientProbe):
             if waiting is not None:
                 self._hook(tensor, waiting)
             return
+        if not tensor.requires_grad and torch.is_grad_enabled():
+            return  # no gradient can reach it (a frozen part of the model): no boundary
         if label not in self._shape:
             self._order.append(label)
             self._shape[label] = tuple(tensor.shape)
         if tensor.requires_grad:
             self._hook(tensor, label)
-        elif not torch.is_grad_enabled():  # inside a reentrant checkpoint: hooked on recompute
+        else:  # inside a reentrant checkpoint: hooked on recompute (a no_grad region never is)
             self._await_recompute(label.split("#")[0], label)
 
     def _hook(self, tensor: torch.Tensor, label: str) -> None:
+        self._live.add(label)
         def sink(norm: torch.Tensor) -> None:
             self._norms.setdefault(label, []).append(norm)
 
@@ -174,18 +178,20 @@ class StepProbe(GradientProbe):
         activations, gnorms, wnorms, seen = _reduce(self.model, pending, grads, weights)
         for sink, norm in zip(sinks, activations, strict=True):
             sink(norm)
-        labels = [label for label in self._order if label in self._norms]
+        labels = [label for label in self._order if label in self._live]
         if self.ambiguous:  # their calls' gradients cannot be told apart: left out, and said so
             warnings.warn(f"resdiag: {', '.join(sorted(self.ambiguous))} called more than once inside one "
                           "reentrant activation checkpoint; their boundaries are left out of this record "
                           "(use use_reentrant=False)", stacklevel=3)
             labels = [label for label in labels if label.split("#")[0] not in self.ambiguous]
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
-        boundary = [_combine(self._norms[label]) for label in labels]
+        boundary = [_combine(self._norms[label]) if label in self._norms else None for label in labels]
+        ran = bool(self._norms) or any(seen)  # a backward ran: a boundary with no gradient has 0
         output = self._norms.get(_OUTPUT)
-        activation = [*boundary, _combine(output) if output else None]
+        output = _combine(output) if output else None
+        activation = [*zero_if_unreached(boundary, ran, [output, *activations, *gnorms]), output]
         if all_reduce:
-            activation = _all_reduce_norms(activation)
+            activation = all_reduce_norms(activation)
         host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
         n, m = len(grads), len(weights)
         g_host, w_host, a_host = host[:n], host[n:n + m], host[n + m:]
@@ -197,7 +203,8 @@ class StepProbe(GradientProbe):
                         weight_seen=tuple(seen[i] for i in rows),
                         boundary_grad=tuple(a_host[:-1]),
                         boundary_shapes=tuple(self._shape[label] for label in labels),
-                        boundary_names=tuple(labels), output_grad=a_host[-1])
+                        boundary_names=tuple(labels), output_grad=a_host[-1],
+                        weight_trainable=tuple(w.requires_grad for w in layer_weights))
         self.steps.append(step)
         return step
 

@@ -58,6 +58,9 @@ def verdict_panel(verdict: Verdict, title: str) -> Panel:
         lines.append(Text(f"  source: {f.source}", style="dim"))
     if not verdict.findings:
         lines.append(Text("no rule fired", style="dim"))
+    scope = verdict.scope.line() if verdict.scope is not None else ""
+    if scope:
+        lines.append(Text(f"scope: {scope}", style="dim"))
     return Panel(Group(*lines), title=title, border_style=style, expand=False)
 
 
@@ -79,6 +82,9 @@ def grad_flow_tables(result: GradFlowResult, rows: int | None = 60) -> list:
         Column("± std", drop=2), Column("/ last"), Column("/ ||W||", drop=4), Column("log scale", "left", drop=1)])
     for i in pick_rows(len(result.layers), rows):
         x = result.layers[i]
+        if x.frozen and not x.has_grad:  # not a missing number: the user froze it
+            lt.add_row(str(x.index), x.name, "×".join(map(str, x.shape)), "frozen", "", "", "", "")
+            continue
         lt.add_row(str(x.index), x.name, "×".join(map(str, x.shape)), fmt(x.grad_norm),
                    fmt(x.grad_norm_std), fmt(x.relative), fmt(x.ratio), log_bar(x.grad_norm, lo, hi))
     summary = Text(

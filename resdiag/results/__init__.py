@@ -7,6 +7,7 @@ from resdiag.results.common import (
     Finding,
     ModelInfo,
     RunInfo,
+    Scope,
     Verdict,
     atomic_write,
     decode,
@@ -25,5 +26,5 @@ from resdiag.results.rank import RANK_SCHEMA, FeatureRankRow, RankResult, RankSu
 __all__ = [
     "RANK_SCHEMA", "FeatureRankRow", "RankResult", "RankSummary", "WeightRank",
     "GRAD_FLOW_SCHEMA", "BoundaryGrad", "Finding", "GradFlowResult", "GradFlowSummary", "LayerGrad",
-    "ModelInfo", "RunInfo", "Verdict", "atomic_write", "decode", "dumps", "encode",
+    "ModelInfo", "RunInfo", "Scope", "Verdict", "atomic_write", "decode", "dumps", "encode",
 ]

@@ -27,9 +27,38 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What a grad-flow verdict read: the conv/linear layers (the rules' matmuls) with a gradient,
+    and the block boundaries recorded. The rest is named, never silently left out."""
+    layers: int  # conv/linear layers found
+    judged: int  # of them, those that received a gradient (the rules read these)
+    frozen: tuple[str, ...] = ()  # weight with requires_grad=False: not judged, by the user's choice
+    no_gradient: tuple[str, ...] = ()  # trainable, yet no gradient in any batch (rule evidence.unreached)
+    blocks: int = 0  # blocks found
+    boundaries: int = 0  # boundaries recorded (inputs that required grad, and the last output)
+
+    def line(self) -> str:
+        """One line for the verdict panel: empty when every layer was judged."""
+        if self.judged == self.layers:
+            return ""
+        parts = [f"judged on {self.judged} of {self.layers} conv/linear layers"]
+        if self.frozen:
+            parts.append(f"frozen (requires_grad=False), not judged: {short_list(self.frozen)}")
+        if self.no_gradient:
+            parts.append(f"trainable, no gradient: {short_list(self.no_gradient)}")
+        return "; ".join(parts)
+
+
+def short_list(names: tuple[str, ...], show: int = 4) -> str:
+    more = f", … ({len(names)} in all)" if len(names) > show else ""
+    return ", ".join(names[:show]) + more
+
+
+@dataclass(frozen=True)
 class Verdict:
     status: str  # "healthy" (every rule applied, none fired) or the worst finding's status
     findings: tuple[Finding, ...] = ()
+    scope: Scope | None = None  # grad-flow: what the rules read (None: rank, and older results)
 
 
 @dataclass(frozen=True)
@@ -59,14 +88,21 @@ class JsonResult:
     """``to_dict``/``to_json`` for a result dataclass: its fields, non-finite floats encoded."""
 
     def to_dict(self) -> dict[str, Any]:
-        return encode(dataclasses.asdict(self))
+        d = encode(dataclasses.asdict(self))
+        if isinstance(d.get("verdict"), dict) and d["verdict"].get("scope", 0) is None:
+            del d["verdict"]["scope"]  # a verdict without a scope (rank) keeps its documented keys
+        return d
 
     def to_json(self) -> str:
         return dumps(self.to_dict())
 
 
 def verdict_from_dict(d: dict[str, Any]) -> Verdict:
-    return Verdict(d["status"], tuple(Finding(**f) for f in d["findings"]))
+    scope = d.get("scope")
+    if scope is not None:
+        scope = Scope(**{**scope, "frozen": tuple(scope["frozen"]),
+                         "no_gradient": tuple(scope["no_gradient"])})
+    return Verdict(d["status"], tuple(Finding(**f) for f in d["findings"]), scope)
 
 
 # ----------------------------------------------------------------------------- JSON helpers

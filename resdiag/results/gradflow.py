@@ -23,7 +23,8 @@ class LayerGrad:
     weight_norm: float  # ||W||_2 (Frobenius)
     ratio: float  # grad_norm / weight_norm
     relative: float  # grad_norm / grad_norm of the last layer
-    has_grad: bool = True  # False for a layer no batch gave a gradient (frozen, unused)
+    has_grad: bool = True  # False for a layer no batch gave a gradient (frozen, unused, cut off)
+    frozen: bool = False  # its weight had requires_grad=False in every batch: not judged
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from resdiag.results import (
     GradFlowSummary,
     LayerGrad,
     RunInfo,
+    Scope,
 )
 from resdiag.run.common import Mode, check_batch, preserved, resolve_device
 from resdiag.run.inputs import check_pair
@@ -92,6 +93,9 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
     w_mean, w_std = mean_std([s.weight_grad for s in probe.steps])
     b_mean, b_std = mean_std([s.boundary_grad for s in probe.steps])
     seen = [any(s.weight_seen[i] for s in probe.steps) for i in range(len(probe.layers))]
+    # frozen: requires_grad=False in every batch (a step without the flags: read as trainable)
+    frozen = [not any(s.weight_trainable[i] if s.weight_trainable else True for s in probe.steps)
+              for i in range(len(probe.layers))]
     # Embeddings are table lookups, not matmuls on the residual stream: shown in the table, left out
     # of the rules' first/last weight (docs/architectures.md, "Weights").
     matmul = [ok and layer.kind in MATMUL_KINDS for layer, ok in zip(probe.layers, seen, strict=True)]
@@ -99,11 +103,16 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
     last_w = seen_means[-1] if seen_means else float("nan")
     shapes = [layer.shape for layer in probe.layers]  # read once: a property that resolves the weight
     layers = tuple(
-        LayerGrad(i, layer.name, layer.kind, shape, g, sd, wn, _div(g, wn), _div(g, last_w), ok)
-        for i, (layer, shape, g, sd, wn, ok) in enumerate(
-            zip(probe.layers, shapes, w_mean, w_std, probe.weight_norms, seen, strict=True)
+        LayerGrad(i, layer.name, layer.kind, shape, g, sd, wn, _div(g, wn), _div(g, last_w), ok, fz)
+        for i, (layer, shape, g, sd, wn, ok, fz) in enumerate(
+            zip(probe.layers, shapes, w_mean, w_std, probe.weight_norms, seen, frozen, strict=True)
         )
     )
+    kinds = [x for x in layers if x.kind in MATMUL_KINDS]
+    scope = Scope(layers=len(kinds), judged=sum(x.has_grad for x in kinds),
+                  frozen=tuple(x.name for x in kinds if x.frozen and not x.has_grad),
+                  no_gradient=tuple(x.name for x in kinds if not x.frozen and not x.has_grad),
+                  blocks=len(probe.blocks), boundaries=len(probe.steps[0].boundary_names))
     step = probe.steps[0]
     last_b = b_mean[-1] if b_mean else float("nan")
     boundaries = tuple(
@@ -126,7 +135,7 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
         weight_gain_median=_gain_median(probe.layers, shapes, probe.weight_norms),
     )
     verdict = diagnose(summary, units, unit_names, b_mean, list(step.boundary_names), thresholds,
-                       at_init=at_init)
+                       at_init=at_init, scope=scope)
     run = RunInfo(n, bs, seed, dev, data.describe(), mode, loss, torch.__version__, resdiag.__version__,
                   objective)
     return GradFlowResult(info, run, layers, boundaries, summary, verdict)
