@@ -76,7 +76,8 @@ class CheckResult:
                        "failed": len(self.failed)},
             "resdiag_version": self.resdiag_version, "torch_version": self.torch_version,
             "seed": self.seed, "device": self.device, "threads": self.threads,
-            "models": [dataclasses.asdict(m) for m in self.models],
+            "models": [{**dataclasses.asdict(m), "verdicts": {k: v.to_dict() for k, v in m.verdicts.items()}}
+                       for m in self.models],
             "gates": [g.to_dict() for g in self.gates],
             "warnings": list(self.warnings),
         })

@@ -128,11 +128,11 @@ def _evidence(weight_grads: list[float], boundary_grads: list[float], summary: G
     out = []
     n_frozen = len(scope.frozen) if scope is not None else 0
     frozen = f" ({n_frozen} frozen layer{'s' if n_frozen > 1 else ''})" if n_frozen else ""
-    if len(boundary_grads) < 2 and scope is not None and scope.blocks:
+    if len(boundary_grads) < 2 and scope is not None and scope.inert_boundaries:
         out.append(Finding("evidence.boundaries", "inconclusive", float(len(boundary_grads)), 2.0,
                            f"{scope.blocks} blocks were found but fewer than two boundaries carry a "
-                           f"gradient: no block input required grad{frozen}, so the boundary and slope "
-                           "rules were not applied", HE2016))
+                           f"gradient: {scope.inert_boundaries} did not require grad{frozen}, so the "
+                           "boundary and slope rules were not applied", HE2016))
     elif len(boundary_grads) < 2:
         out.append(Finding("evidence.boundaries", "inconclusive", float(len(boundary_grads)), 2.0,
                            "no block boundary found, so the boundary and slope rules were not applied: "

@@ -20,10 +20,51 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from resdiag.metrics.norms import l2_norms
 from resdiag.model_output import split_output
 
 HIDDEN_KWARGS = ("hidden_states", "x", "src", "tgt", "hidden_state", "input")
 HIDDEN_KEYS = ("last_hidden_state", "hidden_states", "hidden_state")
+
+
+_FLUSH_BYTES = 64 << 20  # activation gradients held before their norms are taken together
+
+
+class PendingNorms:
+    """Norms of activation gradients taken in batches, not one by one inside backward hooks.
+
+    A backward hook only keeps a reference to its gradient (no kernel launch: on a GPU a small
+    per-boundary reduction costs more in launch and dispatch than in arithmetic); once the kept
+    gradients pass 64 MiB, and at the end of the step, their norms are taken in one fused call
+    (``l2_norms``; at the end of a StepProbe step, ``take`` hands them to the step's own single
+    reduction) and the gradients released. Holding a reference is safe: the autograd engine
+    reuses a gradient's memory in place only when nothing else refers to it. Costs at most 64 MiB
+    of device memory beyond what the backward pass holds anyway."""
+
+    def __init__(self):
+        self._grads: list[torch.Tensor] = []
+        self._sinks: list = []  # where each norm goes: a callable taking the float64 norm tensor
+        self._bytes = 0
+
+    def add(self, grad: torch.Tensor, sink) -> None:
+        self._grads.append(grad.detach())
+        self._sinks.append(sink)
+        self._bytes += grad.numel() * grad.element_size()
+        if self._bytes >= _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._grads:
+            for sink, norm in zip(self._sinks, l2_norms(self._grads), strict=True):
+                sink(norm)
+        self._grads, self._sinks, self._bytes = [], [], 0
+
+    def take(self) -> tuple[list[torch.Tensor], list]:
+        """The gradients not yet reduced and their sinks, handed over (and released here) to a
+        caller that reduces them together with its own tensors in one call."""
+        out = (self._grads, self._sinks)
+        self._grads, self._sinks, self._bytes = [], [], 0
+        return out
 
 
 def in_backward() -> bool:
@@ -104,6 +145,8 @@ class BoundaryHooks:
         self._recompute: dict[str, list] = {}  # "<block>:<where>" -> what waits for its recomputation
         self._segment: dict[str, object] = {}  # block key -> reentrant checkpoint it was last recomputed in
         self.ambiguous: set[str] = set()  # block keys recomputed twice in one reentrant checkpoint
+        self._call = 0  # the model call now running or last run (counted by _install_call_hooks)
+        self._depth = 0  # how many of the call-chain modules are running now
 
     def __enter__(self):
         try:
@@ -129,6 +172,24 @@ class BoundaryHooks:
 
     def _install(self) -> None:
         """Further hooks of a subclass; their handles go into ``self._handles``."""
+
+    def _install_call_hooks(self, model: nn.Module) -> None:
+        """Count the calls of the model (``self._call``): a call starts when the outermost of the
+        modules that hold every block (``model``, its unwrapped inner module, the common ancestors of
+        the blocks) is entered outside a backward. A framework that runs an inner module (Lightning's
+        ``self.model(x)`` under a Monitor of the LightningModule) is counted there."""
+        def pre(module, args) -> None:
+            if not in_backward():
+                self._call += self._depth == 0
+                self._depth += 1
+
+        def post(module, args, output) -> None:
+            if not in_backward():
+                self._depth -= 1
+
+        for module in call_chain(model, [name for name, _ in self.blocks]):
+            self._handles.append(module.register_forward_pre_hook(pre))
+            self._handles.append(module.register_forward_hook(post, always_call=True))
 
     def _on_boundary(self, tensor, label: str) -> None:
         raise NotImplementedError
@@ -183,21 +244,54 @@ class BoundaryHooks:
         return hook
 
 
+def call_chain(model: nn.Module, block_names: list[str]) -> list[nn.Module]:
+    """``model``, the module inside its wrappers, and the modules at the common prefixes of the
+    block names (each at most once), outermost first."""
+    from resdiag.probes.layers import unwrap
+
+    inner = unwrap(model)
+    chain = {id(model): model, id(inner): inner}
+    modules = dict(inner.named_modules())
+    parts = [name.split(".") for name in block_names]
+    for depth in range(1, min(map(len, parts), default=1)):
+        prefix = parts[0][:depth]
+        if any(p[:depth] != prefix for p in parts):
+            break
+        module = modules.get(".".join(prefix))
+        if module is not None:
+            chain.setdefault(id(module), module)
+    return list(chain.values())
+
+
 def keep_boundaries(labels: list[str]) -> list[int]:
     """Indices to keep: every block input, and only the last output of the last block."""
     outs = [i for i, label in enumerate(labels) if ":out" in label]
     return [i for i, label in enumerate(labels) if ":out" not in label or i == outs[-1]]
 
 
-def zero_if_unreached(norms: list[torch.Tensor | None], backward_ran: bool,
+def zero_if_unreached(norms: list[torch.Tensor | None],
                       others: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
-    """The boundary norms of a step, None (no gradient arrived) read as exactly 0 once a backward
-    ran: a boundary recorded in the forward with autograd on that gets no gradient is one the loss
-    does not depend on (a ``detach()``, ``.data``, an integer cast, an output the loss ignores),
-    which autograd gives as None for a gradient of 0. Before any backward, None stays None (NaN:
-    not measured). The zeros go on the device of the first norm here or in ``others``."""
-    if not backward_ran or all(n is not None for n in norms):
+    """The boundary norms of a step's model calls that the backward reached (their output or a
+    boundary received a gradient), None read as exactly 0: a boundary of such a call that gets no
+    gradient is one the loss does not depend on (a ``detach()``, ``.data``, an integer cast), which
+    autograd gives as None for a gradient of 0. (A call the backward never reached, such as a
+    forward for metrics or a micro-batch skipped before its backward, is left out by the probes
+    before this.) The zeros go on the device of the first norm here or in ``others``."""
+    if all(n is not None for n in norms):
         return norms
     device = next((n.device for n in (*norms, *others) if n is not None), torch.device("cpu"))
     zero = torch.zeros((), dtype=torch.float64, device=device)
     return [zero if n is None else n for n in norms]
+
+
+def renumber(labels: list[str], groups: list[int] | None = None) -> list[str]:
+    """The call numbers of ``labels`` counted again (``<block>:in``, ``<block>:in#2``, ...) once the
+    calls the backward never reached are left out: the k-th kept call of a block (within its group,
+    the Monitor's micro-batch) is ``#k``."""
+    counts: dict[tuple, int] = {}
+    out = []
+    for label, group in zip(labels, groups or [0] * len(labels), strict=True):
+        key = label.split("#")[0]
+        n = counts[group, key] = counts.get((group, key), 0) + 1
+        out.append(key if n == 1 else f"{key}#{n}")
+    return out

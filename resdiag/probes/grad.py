@@ -35,49 +35,9 @@ from torch.autograd.graph import GradientEdge
 from resdiag.errors import ResdiagError
 from resdiag.metrics.norms import all_reduce_norms, l2_norms
 from resdiag.model_output import split_output
-from resdiag.probes.boundaries import (BoundaryHooks, edge_hook, has_reentrant_checkpoint, in_backward,
-                                       keep_boundaries, zero_if_unreached)
+from resdiag.probes.boundaries import (BoundaryHooks, PendingNorms, edge_hook, has_reentrant_checkpoint,
+                                       in_backward, keep_boundaries, renumber, zero_if_unreached)
 from resdiag.probes.layers import Layer, find_blocks, find_layers
-
-
-_FLUSH_BYTES = 64 << 20  # activation gradients held before their norms are taken together
-
-
-class PendingNorms:
-    """Norms of activation gradients taken in batches, not one by one inside backward hooks.
-
-    A backward hook only keeps a reference to its gradient (no kernel launch: on a GPU a small
-    per-boundary reduction costs more in launch and dispatch than in arithmetic); once the kept
-    gradients pass 64 MiB, and at the end of the step, their norms are taken in one fused call
-    (``l2_norms``; at the end of a StepProbe step, ``take`` hands them to the step's own single
-    reduction) and the gradients released. Holding a reference is safe: the autograd engine
-    reuses a gradient's memory in place only when nothing else refers to it. Costs at most 64 MiB
-    of device memory beyond what the backward pass holds anyway."""
-
-    def __init__(self):
-        self._grads: list[torch.Tensor] = []
-        self._sinks: list = []  # where each norm goes: a callable taking the float64 norm tensor
-        self._bytes = 0
-
-    def add(self, grad: torch.Tensor, sink) -> None:
-        self._grads.append(grad.detach())
-        self._sinks.append(sink)
-        self._bytes += grad.numel() * grad.element_size()
-        if self._bytes >= _FLUSH_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._grads:
-            for sink, norm in zip(self._sinks, l2_norms(self._grads), strict=True):
-                sink(norm)
-        self._grads, self._sinks, self._bytes = [], [], 0
-
-    def take(self) -> tuple[list[torch.Tensor], list]:
-        """The gradients not yet reduced and their sinks, handed over (and released here) to a
-        caller that reduces them together with its own tensors in one call."""
-        out = (self._grads, self._sinks)
-        self._grads, self._sinks, self._bytes = [], [], 0
-        return out
 
 
 @dataclass(frozen=True)
@@ -91,6 +51,7 @@ class GradStep:
     boundary_names: tuple[str, ...]
     output_grad: float = math.nan  # ||dE/d output|| of the model's (first tensor) output; NaN if none
     weight_trainable: tuple[bool, ...] = ()  # whether each layer's weight requires grad (else frozen)
+    inert_boundaries: int = 0  # block boundaries skipped: their tensor did not require grad (frozen)
 
 
 class GradientProbe(BoundaryHooks):
@@ -116,6 +77,8 @@ class GradientProbe(BoundaryHooks):
         self._watched: list[tuple] = []  # own_backward: (GradientEdge or leaf tensor, bytes, sink)
         self._reentrant: bool | None = None  # own_backward: a reentrant checkpoint in the graph
         self._from_backward = False  # this step's weight gradients came from backward()
+        self._reached: set[int] = set()  # this step's model calls that a backward reached
+        self._inert = 0  # this step's block boundaries that did not require grad
         super().__init__(find_blocks(model) if blocks is None else blocks)
         self.weights_from = weights_from
         self.model = model
@@ -124,7 +87,7 @@ class GradientProbe(BoundaryHooks):
         self.weight_norms: tuple[float, ...] = ()
         self._wgrad: list[torch.Tensor | None] = []  # this step's gradient of each weight
         self._bgrad: list[torch.Tensor | None] = []
-        self._bmeta: list[tuple[str, tuple[int, ...]]] = []
+        self._bmeta: list[tuple[str, tuple[int, ...], int]] = []  # label, shape, model call
         self._ograd: torch.Tensor | None = None
         self._pending = PendingNorms()
 
@@ -158,6 +121,7 @@ class GradientProbe(BoundaryHooks):
 
         self._handles.append(self.model.register_forward_pre_hook(pre, with_kwargs=True))
         self._handles.append(self.model.register_forward_hook(post, always_call=True))
+        self._install_call_hooks(self.model)
 
     def _active(self) -> bool:
         """Not in a forward of the whole model under no_grad (an evaluation: no gradient to read)."""
@@ -183,10 +147,11 @@ class GradientProbe(BoundaryHooks):
                 tensor.register_hook(lambda grad: self._pending.add(grad, sink))
             return
         if not tensor.requires_grad and torch.is_grad_enabled():
+            self._inert += 1  # nothing upstream requires grad (a frozen part): no boundary
             return
         slot = len(self._bgrad)
         self._bgrad.append(None)
-        self._bmeta.append((label, tuple(tensor.shape)))
+        self._bmeta.append((label, tuple(tensor.shape), self._call))
 
         def sink(norm: torch.Tensor) -> None:
             self._bgrad[slot] = norm
@@ -210,8 +175,11 @@ class GradientProbe(BoundaryHooks):
         network that passes no gradient back from its output (vanishing)."""
         out = split_output(output)[0]
         if out is not None and out.requires_grad:
+            call = self._call
+
             def sink(norm: torch.Tensor) -> None:
                 self._ograd = norm
+                self._reached.add(call)
 
             self._watch(out, sink)
 
@@ -277,14 +245,16 @@ class GradientProbe(BoundaryHooks):
         for sink, norm in zip(sinks, norms, strict=False):
             sink(norm)
         never = {slot for waiting in self._recompute.values() for slot, _ in waiting}  # not recomputed
-        keep = [i for i in range(len(self._bmeta)) if i not in never]
-        keep = [keep[i] for i in keep_boundaries([self._bmeta[i][0] for i in keep])] if keep else []
-        self._bgrad = [self._bgrad[i] for i in keep]
-        self._bmeta = [self._bmeta[i] for i in keep]
+        reached = self._reached | {call for (*_, call), g in zip(self._bmeta, self._bgrad, strict=True)
+                                   if g is not None}
+        keep = [i for i, (*_, call) in enumerate(self._bmeta) if i not in never and call in reached]
+        labels = renumber([self._bmeta[i][0] for i in keep])
+        kept = keep_boundaries(labels) if keep else []
+        self._bgrad = [self._bgrad[keep[i]] for i in kept]
+        self._bmeta = [(labels[i], self._bmeta[keep[i]][1]) for i in kept]
         wnorms = iter(norms[len(pending):])
         wnorms = [next(wnorms) if ok else None for ok in seen]
-        ran = self._from_backward or bool(pending) or any(seen)  # a backward ran in this step
-        activation = [*zero_if_unreached(self._bgrad, ran, [*wnorms, self._ograd]), self._ograd]
+        activation = [*zero_if_unreached(self._bgrad, [*wnorms, self._ograd]), self._ograd]
         if all_reduce:
             activation = all_reduce_norms(activation)
         device_values = [v for v in (*wnorms, *activation) if v is not None]
@@ -299,10 +269,12 @@ class GradientProbe(BoundaryHooks):
             boundary_names=tuple(label for label, _ in self._bmeta),
             output_grad=values[-1],
             weight_trainable=tuple(layer.weight.requires_grad for layer in self.layers),
+            inert_boundaries=self._inert,
         )
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
         self._bgrad, self._bmeta, self._calls, self._ograd = [], [], {}, None
+        self._call, self._reached, self._inert = 0, set(), 0
         self._watched, self._from_backward, self._recompute, self._segment = [], False, {}, {}
         return step
 

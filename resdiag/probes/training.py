@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from resdiag.metrics.norms import all_reduce_norms, l2_norm, l2_norms
-from resdiag.probes.boundaries import in_backward, keep_boundaries, output_to_hook, zero_if_unreached
+from resdiag.probes.boundaries import (in_backward, keep_boundaries, output_to_hook, renumber,
+                                       zero_if_unreached)
 from resdiag.probes.grad import GradientProbe, GradStep
 from resdiag.probes.layers import Layer, named_parameters, unwrap
 
@@ -105,16 +106,36 @@ class StepProbe(GradientProbe):
         when the step opens); else they are read when the step closes."""
         super().__init__(model, layers=layers, blocks=blocks, weights_from="grad")
         self._modules = modules
-        self._norms: dict[str, list[torch.Tensor]] = {}  # label -> its norm in each micro-batch
-        self._order: list[str] = []
-        self._shape: dict[str, tuple[int, ...]] = {}
+        Entry = tuple[int, str]  # (model call, label): one boundary of one call
+        self._norms: dict[Entry, list[torch.Tensor]] = {}  # its norm(s); the output's under _OUTPUT
+        self._entries: list[tuple[int, str, int]] = []  # (call, label, micro-batch), in forward order
+        self._shape: dict[Entry, tuple[int, ...]] = {}
         self._backward_seen = False
-        self._live: set[str] = set()  # labels whose gradient is awaited (hooked in forward or recompute)
+        self._live: set[Entry] = set()  # hooked (in forward, or on a recomputation)
+        # Which backward passes train: those that accumulate into a layer weight's .grad (a post-
+        # accumulate hook sees them), not an autograd.grad() call (a gradient penalty, a PINN's
+        # du/dx), whose tensor hooks fire too. Sharded weights are reduced into .grad by FSDP,
+        # outside any such hook: there every backward counts, and .grad is read as it is.
+        dtensor = _dtensor_class()
+        self._tracked = not flat_sharded(model) and not (
+            dtensor is not None and any(isinstance(layer.weight, dtensor) for layer in self.layers))
+        self._accumulated: set[int] = set()  # ids of the layer weights a training backward reached
+        self._tasks: set[int] = set()  # the autograd graph tasks that did
         self.micro_batches = 0
         self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
 
     def _install(self) -> None:
         self._install_root_hooks()
+        if self._tracked:
+            weights = {id(layer.weight): layer.weight for layer in self.layers}.values()
+            for w in weights:
+                if w.requires_grad and w.is_leaf:
+                    self._handles.append(w.register_post_accumulate_grad_hook(self._accumulate))
+
+    def _accumulate(self, param: torch.Tensor) -> None:
+        self._accumulated.add(id(param))
+        self._tasks.add(torch._C._current_graph_task_id())
+        self._backward_seen = True  # a forward after this starts a new micro-batch
 
     def _label(self, name: str, where: str) -> str:
         if in_backward():
@@ -128,35 +149,39 @@ class StepProbe(GradientProbe):
         if not isinstance(tensor, torch.Tensor):
             return
         if in_backward():
-            waiting = self._recomputed(label, tensor)  # the label of the call it recomputes
-            if waiting is not None:
-                self._hook(tensor, waiting)
+            waiting = self._recomputed(label, tensor)  # the entry of the call it recomputes
+            if waiting is not None:  # its gradient comes in the checkpoint's own, nested backward
+                self._hook(tensor, waiting, nested=True)
             return
         if not tensor.requires_grad and torch.is_grad_enabled():
-            return  # no gradient can reach it (a frozen part of the model): no boundary
-        if label not in self._shape:
-            self._order.append(label)
-            self._shape[label] = tuple(tensor.shape)
+            self._inert += 1  # nothing upstream requires grad (a frozen part): no boundary
+            return
+        entry = (self._call, label)
+        if entry not in self._shape:
+            self._entries.append((*entry, self.micro_batches))
+            self._shape[entry] = tuple(tensor.shape)
         if tensor.requires_grad:
-            self._hook(tensor, label)
+            self._hook(tensor, entry)
         else:  # inside a reentrant checkpoint: hooked on recompute (a no_grad region never is)
-            self._await_recompute(label.split("#")[0], label)
+            self._await_recompute(label.split("#")[0], entry)
 
-    def _hook(self, tensor: torch.Tensor, label: str) -> None:
-        self._live.add(label)
-        def sink(norm: torch.Tensor) -> None:
-            self._norms.setdefault(label, []).append(norm)
+    def _hook(self, tensor: torch.Tensor, entry: tuple[int, str], nested: bool = False) -> None:
+        """Keep dE/d``tensor`` of each backward with the graph task that computed it (None: the
+        nested backward of a reentrant checkpoint, part of the backward that called it)."""
+        self._live.add(entry)
 
         def hook(grad: torch.Tensor) -> None:
-            self._pending.add(grad, sink)
-            self._backward_seen = True
+            task = None if nested else torch._C._current_graph_task_id()
+            self._pending.add(grad, lambda norm: self._norms.setdefault(entry, []).append((task, norm)))
+            if not self._tracked:
+                self._backward_seen = True
 
         tensor.register_hook(hook)
 
     def _output_hook(self, module, args, output) -> None:
         out = output_to_hook(output)
         if out is not None:
-            self._hook(out, _OUTPUT)
+            self._hook(out, (self._call, _OUTPUT))
 
     def step(self, all_reduce: bool = False, scale: torch.Tensor | float | None = None,
              weights_scaled: bool = True) -> GradStep:
@@ -178,18 +203,30 @@ class StepProbe(GradientProbe):
         activations, gnorms, wnorms, seen = _reduce(self.model, pending, grads, weights)
         for sink, norm in zip(sinks, activations, strict=True):
             sink(norm)
-        labels = [label for label in self._order if label in self._live]
         if self.ambiguous:  # their calls' gradients cannot be told apart: left out, and said so
             warnings.warn(f"resdiag: {', '.join(sorted(self.ambiguous))} called more than once inside one "
                           "reentrant activation checkpoint; their boundaries are left out of this record "
                           "(use use_reentrant=False)", stacklevel=3)
-            labels = [label for label in labels if label.split("#")[0] not in self.ambiguous]
+        # the norms of the training backwards; the model calls they reached (a forward for metrics,
+        # or of a micro-batch skipped before its backward, is left out), their boundaries numbered
+        # again within each micro-batch and merged across them
+        norms = {entry: [n for task, n in got if task is None or not self._tasks or task in self._tasks]
+                 for entry, got in self._norms.items()}
+        reached = {c for (c, _), got in norms.items() if got}
+        kept = [(c, label, mb) for c, label, mb in self._entries if (c, label) in self._live
+                and c in reached and label.split("#")[0] not in self.ambiguous]
+        merged: dict[str, list[torch.Tensor]] = {}
+        shapes: dict[str, tuple[int, ...]] = {}
+        for (c, label, _), name in zip(kept, renumber([e[1] for e in kept], [e[2] for e in kept]),
+                                       strict=True):
+            merged.setdefault(name, []).extend(norms.get((c, label), []))
+            shapes.setdefault(name, self._shape[(c, label)])
+        labels = list(merged)
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
-        boundary = [_combine(self._norms[label]) if label in self._norms else None for label in labels]
-        ran = bool(self._norms) or any(seen)  # a backward ran: a boundary with no gradient has 0
-        output = self._norms.get(_OUTPUT)
+        boundary = [_combine(merged[label]) if merged[label] else None for label in labels]
+        output = [n for (_, label), got in norms.items() if label == _OUTPUT for n in got]
         output = _combine(output) if output else None
-        activation = [*zero_if_unreached(boundary, ran, [output, *activations, *gnorms]), output]
+        activation = [*zero_if_unreached(boundary, [output, *activations, *gnorms]), output]
         if all_reduce:
             activation = all_reduce_norms(activation)
         host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
@@ -199,12 +236,18 @@ class StepProbe(GradientProbe):
         self.weight_norms = tuple(by_id[id(w)] for w in layer_weights)
         self.param_grad_norms = {n: g_host[i] for i, (n, _) in enumerate(named) if seen[i]}
         rows = [where[id(w)] for w in layer_weights]
-        step = GradStep(weight_grad=tuple(g_host[i] for i in rows),
-                        weight_seen=tuple(seen[i] for i in rows),
+        # a row is the .grad a training backward of this step accumulated: not one left from an
+        # earlier step (zero_grad(set_to_none=False), a layer frozen since), not one no backward reached
+        got = [seen[i] and (not self._tracked or id(w) in self._accumulated)
+               for i, w in zip(rows, layer_weights, strict=True)]
+        values = [g_host[i] if ok else math.nan for i, ok in zip(rows, got, strict=True)]
+        step = GradStep(weight_grad=tuple(values),
+                        weight_seen=tuple(got),
                         boundary_grad=tuple(a_host[:-1]),
-                        boundary_shapes=tuple(self._shape[label] for label in labels),
+                        boundary_shapes=tuple(shapes[label] for label in labels),
                         boundary_names=tuple(labels), output_grad=a_host[-1],
-                        weight_trainable=tuple(w.requires_grad for w in layer_weights))
+                        weight_trainable=tuple(w.requires_grad for w in layer_weights),
+                        inert_boundaries=self._inert)
         self.steps.append(step)
         return step
 

@@ -36,12 +36,16 @@ class Scope:
     no_gradient: tuple[str, ...] = ()  # trainable, yet no gradient in any batch (rule evidence.unreached)
     blocks: int = 0  # blocks found
     boundaries: int = 0  # boundaries recorded (inputs that required grad, and the last output)
+    inert_boundaries: int = 0  # block inputs/outputs skipped: nothing before them requires grad
 
     def line(self) -> str:
-        """One line for the verdict panel: empty when every layer was judged."""
-        if self.judged == self.layers:
+        """One line for the verdict panel: empty when every layer and boundary was judged."""
+        if self.judged == self.layers and not self.inert_boundaries:
             return ""
         parts = [f"judged on {self.judged} of {self.layers} conv/linear layers"]
+        if self.inert_boundaries:
+            parts.append(f"{self.inert_boundaries} block boundar{'ies' if self.inert_boundaries > 1 else 'y'}"
+                         " without gradient (nothing before them requires grad)")
         if self.frozen:
             parts.append(f"frozen (requires_grad=False), not judged: {short_list(self.frozen)}")
         if self.no_gradient:
@@ -59,6 +63,13 @@ class Verdict:
     status: str  # "healthy" (every rule applied, none fired) or the worst finding's status
     findings: tuple[Finding, ...] = ()
     scope: Scope | None = None  # grad-flow: what the rules read (None: rank, and older results)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Its JSON object: ``scope`` only where there is one (a rank verdict keeps its two keys)."""
+        d = encode(dataclasses.asdict(self))
+        if self.scope is None:
+            del d["scope"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -89,8 +100,8 @@ class JsonResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = encode(dataclasses.asdict(self))
-        if isinstance(d.get("verdict"), dict) and d["verdict"].get("scope", 0) is None:
-            del d["verdict"]["scope"]  # a verdict without a scope (rank) keeps its documented keys
+        if isinstance(getattr(self, "verdict", None), Verdict):
+            d["verdict"] = self.verdict.to_dict()
         return d
 
     def to_json(self) -> str:

@@ -112,7 +112,8 @@ def grad_flow_from_probe(probe: GradientProbe, info, loss, n, bs, seed, dev, dat
     scope = Scope(layers=len(kinds), judged=sum(x.has_grad for x in kinds),
                   frozen=tuple(x.name for x in kinds if x.frozen and not x.has_grad),
                   no_gradient=tuple(x.name for x in kinds if not x.frozen and not x.has_grad),
-                  blocks=len(probe.blocks), boundaries=len(probe.steps[0].boundary_names))
+                  blocks=len(probe.blocks), boundaries=len(probe.steps[0].boundary_names),
+                  inert_boundaries=probe.steps[0].inert_boundaries)
     step = probe.steps[0]
     last_b = b_mean[-1] if b_mean else float("nan")
     boundaries = tuple(

@@ -94,9 +94,9 @@ def test_a_frozen_backbone_is_judged_on_the_trainable_part_and_says_so():
     result = run(model)
     assert result.verdict.status == "healthy" and result.verdict.findings == ()
     frozen = ("conv1", "layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1", "layer1.1.conv2")
-    # boundaries: layer1.2's input comes out of a frozen block and carries no gradient
+    # the inputs of the first three blocks come out of frozen layers: no gradient, no boundary
     assert result.verdict.scope == Scope(layers=10, judged=5, frozen=frozen, no_gradient=(), blocks=4,
-                                         boundaries=2)
+                                         boundaries=2, inert_boundaries=3)
     assert [x.name for x in result.layers if x.frozen] == list(frozen)
     assert all(math.isnan(x.grad_norm) for x in result.layers if x.frozen)
     assert "judged on 5 of 10 conv/linear layers" in result.verdict.scope.line()
@@ -179,3 +179,134 @@ def test_rank_json_has_no_scope_key():
     result = run_rank(TargetSpec(module=frozen_backbone(), inputs=InputSpec(shape=(3, 32, 32))),
                       batch_size=8, device="cpu")
     assert "scope" not in result.to_dict()["verdict"]
+
+
+# -- model calls the backward never reached: left out, not zeros (review of the first version) ----
+
+def monitor_record(model, body):
+    monitor = Monitor(model, every=1)
+    with monitor.record(0) as rec:
+        body()
+    return rec
+
+
+@pytest.mark.parametrize("case", ["pseudo_labels_first", "metrics_forward_after", "skipped_micro_batch"])
+def test_a_forward_never_backpropagated_is_left_out(case):
+    torch.manual_seed(0)
+    model = TinyResNet(blocks=4)
+    x, y = batch()
+    expected = reference_boundaries(model, x, y)
+
+    def body():
+        if case == "pseudo_labels_first":
+            model(x).detach().argmax(1)  # with autograd on, never backpropagated
+        loss = nn.functional.cross_entropy(model(x), y)
+        if case == "metrics_forward_after":
+            (model(x).argmax(1) == y).float().mean()
+        if case == "skipped_micro_batch":  # a first micro-batch whose loss was not used
+            loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+
+    rec = monitor_record(model, body)
+    assert rec.result.verdict.status == "healthy"
+    assert [b.name for b in rec.result.boundaries] == ["layer1.0:in", "layer1.1:in", "layer1.2:in",
+                                                       "layer1.3:in", "layer1.3:out"]
+    assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(expected, rel=1e-6)
+    model.zero_grad(set_to_none=True)
+    for own in (True, False):  # grad-flow's probe, both paths
+        with GradientProbe(model, own_backward=own, weights_from="grad" if own else "hook") as probe:
+            model(x).detach()
+            loss = nn.functional.cross_entropy(model(x), y)
+            probe.backward(loss) if own else loss.backward()
+            step = probe.step()
+        assert step.boundary_names == ("layer1.0:in", "layer1.1:in", "layer1.2:in", "layer1.3:in",
+                                       "layer1.3:out")
+        assert step.boundary_grad == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_monitor_counts_calls_of_an_inner_model_the_root_never_runs():
+    """Lightning: the Monitor holds the LightningModule, whose training_step calls ``self.net(x)``;
+    the LightningModule's own forward never runs, yet each call of ``net`` is one model call."""
+    torch.manual_seed(0)
+
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = TinyResNet(blocks=4)
+
+    wrapper = Wrapper()
+    x, y = batch()
+    expected = reference_boundaries(wrapper.net, x, y)
+
+    def body():
+        wrapper.net(x).detach()
+        nn.functional.cross_entropy(wrapper.net(x), y).backward()
+
+    rec = monitor_record(wrapper, body)
+    assert rec.result.verdict.status == "healthy"
+    assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_record_without_backward_is_inconclusive_not_exploding():
+    torch.manual_seed(0)
+    model = TinyResNet(blocks=4)
+    x, y = batch()
+    monitor = Monitor(model, every=1)
+    with monitor.record(0) as rec:
+        loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    assert rec.result.verdict.status == "inconclusive" and rec.result.boundaries == ()
+    assert "non_finite" not in {f.rule for f in rec.result.verdict.findings}
+
+
+def test_blocks_called_with_an_unread_keyword_keep_the_blocks_hint():
+    class KwBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, feats):
+            return feats + torch.relu(self.conv(feats))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.blocks = nn.ModuleList([KwBlock() for _ in range(3)])
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            x = self.stem(x)
+            for b in self.blocks:
+                x = b(feats=x)
+            return self.fc(x.mean((2, 3)))
+
+    torch.manual_seed(0)
+    result = run_grad_flow(TargetSpec(module=Net(), inputs=InputSpec(shape=(3, 16, 16))), batches=1,
+                           batch_size=4, device="cpu")
+    (f,) = [f for f in result.verdict.findings if f.rule == "evidence.boundaries"]
+    assert "--blocks REGEX" in f.message and result.verdict.scope.inert_boundaries == 0
+
+
+@pytest.mark.parametrize("flush_bytes", [0, 64 << 20])
+def test_the_same_numbers_whether_or_not_the_norms_were_flushed_early(monkeypatch, flush_bytes):
+    import resdiag.probes.boundaries as boundaries_mod
+
+    monkeypatch.setattr(boundaries_mod, "_FLUSH_BYTES", flush_bytes)
+    torch.manual_seed(0)
+    model = DetachedStream(blocks=4)
+    x, y = batch()
+    expected = reference_boundaries(model, x, y)
+    got = probe_boundaries(model, x, y, own=False)
+    assert got[:2] == (0.0, 0.0) and got[2:] == pytest.approx(expected[2:], rel=1e-6)
+
+
+def test_check_json_writes_no_scope_for_rank_verdicts():
+    from resdiag.check.result import CheckResult, ModelRun
+    from resdiag.results import Verdict
+
+    run = ModelRun("m", {}, {}, {"rank": Verdict("healthy"),
+                                "grad-flow": Verdict("healthy", (), Scope(layers=2, judged=2))})
+    d = CheckResult("0", "t", 0, "cpu", 1, (run,), ()).to_dict()
+    assert d["models"][0]["verdicts"]["rank"] == {"status": "healthy", "findings": []}
+    assert d["models"][0]["verdicts"]["grad-flow"]["scope"]["layers"] == 2

@@ -237,3 +237,63 @@ def test_a_blocks_pattern_the_changed_model_no_longer_matches_is_an_error():
         with monitor.record(0):
             pass
     assert not monitor.is_open
+
+
+# -- which backward passes a record reads -------------------------------------------------------
+
+@pytest.mark.parametrize("extra", ["logging_autograd_grad", "gradient_penalty"])
+def test_an_autograd_grad_call_inside_the_record_is_not_a_training_backward(extra):
+    """A tensor hook fires in every backward that crosses x_l, also in ``torch.autograd.grad``. Only
+    the backward passes that accumulate into .grad are the step's: a logging ``autograd.grad`` adds
+    nothing, and a gradient penalty counts through the loss that contains it (its final backward)."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    x, y = batch(8)
+    x.requires_grad_(True)
+    xs = []
+    handles = [b.register_forward_pre_hook(lambda m, a: xs.append(a[0])) for b in model.blocks]
+    handles.append(model.blocks[-1].register_forward_hook(lambda m, a, o: xs.append(o)))
+
+    def loss_of(out):
+        loss = nn.functional.cross_entropy(out, y)
+        if extra == "gradient_penalty":  # R1: ||dE/dx||^2 of the input, differentiated again
+            (g,) = torch.autograd.grad(loss, x, create_graph=True)
+            loss = loss + g.square().sum()
+        return loss
+
+    ref_model = copy.deepcopy(model)
+    loss = loss_of(ref_model(x))
+    for h in handles:
+        h.remove()
+    expected = [float(g.double().norm()) for g in torch.autograd.grad(loss, xs)]
+    monitor = Monitor(model, every=1)
+    with monitor.record(0) as rec:
+        loss = loss_of(model(x))
+        if extra == "logging_autograd_grad":
+            torch.autograd.grad(loss, x, retain_graph=True)
+        loss.backward()
+    assert rec.micro_batches == 1
+    assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(expected, rel=1e-6)
+
+
+def test_weight_rows_are_this_steps_gradient_not_a_zero_or_stale_grad():
+    """zero_grad(set_to_none=False) leaves a .grad of zeros on a head this step never called, and a
+    layer frozen since an earlier step keeps its old .grad: neither is a gradient of this step."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    model.aux = nn.Linear(16, 5)
+    x, y = batch(8)
+    (model.head(model.stem(x)).sum() + model.aux(model.stem(x)).sum()).backward()  # every .grad set
+    model.zero_grad(set_to_none=False)
+    model.stem.weight.grad += 1.0  # a stale gradient, then the stem is frozen
+    model.stem.requires_grad_(False)
+    monitor = Monitor(model, every=1)
+    with monitor.record(0) as rec:
+        nn.functional.cross_entropy(model(x), y).backward()
+    rows = {layer.name: layer for layer in rec.result.layers}
+    assert not rows["aux"].has_grad and math.isnan(rows["aux"].grad_norm)
+    assert rows["stem"].frozen and not rows["stem"].has_grad
+    scope = rec.result.verdict.scope
+    assert scope.frozen == ("stem",) and scope.no_gradient == ("aux",)
+    assert rec.result.verdict.status == "inconclusive"  # aux: evidence.unreached, not "zero"
+    assert rows["head"].grad_norm == pytest.approx(float(model.head.weight.grad.double().norm()), rel=1e-9)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-import resdiag.probes.grad as grad_mod
+import resdiag.probes.boundaries as boundaries_mod
 from resdiag.probes.grad import GradientProbe
 from resdiag.probes.training import StepProbe
 from tests.integrations.problems import ResNetMLP, batch, reference
@@ -17,7 +17,7 @@ from tests.integrations.problems import ResNetMLP, batch, reference
 @pytest.mark.parametrize("flush_bytes", [1, 4096, 1 << 40])  # every hook, some, only at the step
 @pytest.mark.parametrize("probe_cls", [GradientProbe, StepProbe])
 def test_norms_equal_autograd_at_any_flush_threshold(monkeypatch, flush_bytes, probe_cls):
-    monkeypatch.setattr(grad_mod, "_FLUSH_BYTES", flush_bytes)
+    monkeypatch.setattr(boundaries_mod, "_FLUSH_BYTES", flush_bytes)
     torch.manual_seed(0)
     model = ResNetMLP(width=16, depth=4)
     x, y = batch(32)
