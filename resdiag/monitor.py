@@ -39,7 +39,7 @@ from resdiag.data import DataSpec
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.metrics.registry import GRAD_FLOW, RANK, values
 from resdiag.probes.features import FeatureProbe
-from resdiag.probes.training import StepProbe
+from resdiag.probes.training import StepProbe, loss_scale
 from resdiag.probes.layers import find_blocks, find_layers, unwrap
 from resdiag.results import GradFlowResult, ModelInfo, RankResult, encode
 from resdiag.run.common import model_info
@@ -119,13 +119,16 @@ class Monitor:
         info: ModelInfo | None = None,
         objective: str = "user",
         scaler=None,
+        optimizer=None,
         spectra_every: int = 1,
     ):
         """``info`` names the model in the results (default: its class name, family "custom");
         ``objective`` says which loss the loop backpropagates (``RunInfo.objective``; default "user":
         the user's own). ``spectra_every`` (with ``features``): the weight spectra, which cost more
         than the features (docs/api.md, "Cost"), are taken on every ``spectra_every``-th recording,
-        the first included; the others have ``rank.weights_measured`` False and no weight rows."""
+        the first included; the others have ``rank.weights_measured`` False and no weight rows.
+        ``scaler``, ``optimizer``: the ``torch.amp.GradScaler`` whose scaled loss the loop
+        backpropagates, and (one scaler for several optimizers) the optimizer(s) of this model."""
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if spectra_every < 1:
@@ -139,7 +142,7 @@ class Monitor:
         self.thresholds, self.rank_thresholds = thresholds, rank_thresholds
         self.history: list[Recording] = []
         self.info, self.objective = info, objective
-        self.scaler = scaler
+        self.scaler, self.optimizer = scaler, optimizer
         self._open: tuple | None = None
         self._jsonl = Path(jsonl) if jsonl is not None else None
         self._tb = _tensorboard(tensorboard) if tensorboard is not None and is_main_process() else None
@@ -148,10 +151,10 @@ class Monitor:
         return step % self.every == 0
 
     @contextlib.contextmanager
-    def record(self, step: int, scaler=None) -> Iterator[Recording | None]:
+    def record(self, step: int, scaler=None, optimizer=None) -> Iterator[Recording | None]:
         """Around the forward and backward passes of one optimizer step (every micro-batch of it):
-        records on due steps, else does nothing. ``scaler``: the ``torch.amp.GradScaler`` whose
-        scaled loss the step backpropagates (default: the Monitor's)."""
+        records on due steps, else does nothing. ``scaler``, ``optimizer``: as the Monitor's, for
+        this step (default: the Monitor's)."""
         if not self.due(step):
             yield None
             return
@@ -162,7 +165,7 @@ class Monitor:
         except BaseException:
             self._close()
             raise
-        holder.fill(self.end(scaler=scaler))
+        holder.fill(self.end(scaler=scaler, optimizer=optimizer))
 
     def begin(self, step: int) -> None:
         """Open a recorded step (``record`` does this; callbacks call it before the first
@@ -193,14 +196,15 @@ class Monitor:
                 self.info = None
         return modules
 
-    def end(self, scaler=None) -> Recording:
+    def end(self, scaler=None, optimizer=None) -> Recording:
         """Close the step opened by ``begin`` after its last backward and before the optimizer
         step: read ``.grad`` once, unscale by ``scaler`` (or the Monitor's), emit the record."""
         if self._open is None:
             raise RuntimeError("no recorded step is open (call begin(step) first)")
         step, stack, probe, fprobe = self._open
         try:
-            scale, weights_scaled = loss_scale(scaler if scaler is not None else self.scaler)
+            scale, weights_scaled = loss_scale(scaler if scaler is not None else self.scaler,
+                                               optimizer if optimizer is not None else self.optimizer)
             step_record = probe.step(all_reduce=True, scale=scale, weights_scaled=weights_scaled)
             recording = self._recording(step, probe, step_record, fprobe, scale)
         finally:
@@ -291,20 +295,6 @@ class _Holder:
 
 def _clean(name: str) -> str:
     return name.replace("_orig_mod.", "").replace("_fsdp_wrapped_module.", "")
-
-
-def loss_scale(scaler) -> tuple[torch.Tensor | None, bool]:
-    """The loss scale of a ``torch.amp.GradScaler`` for this step's backward, as a device tensor
-    (no host sync), and whether ``.grad`` still holds scaled values: False once
-    ``scaler.unscale_(optimizer)`` has run (Lightning and HF Trainer do before their hooks).
-    The scale read before ``scaler.update()`` is the one the backward used."""
-    if scaler is None or not scaler.is_enabled() or getattr(scaler, "_scale", None) is None:
-        return None, True
-    from torch.amp.grad_scaler import OptState
-
-    states = getattr(scaler, "_per_optimizer_states", {}).values()
-    unscaled = any(state.get("stage") is OptState.UNSCALED for state in states)
-    return scaler._scale.detach().double(), not unscaled
 
 
 def _device(model: nn.Module) -> str:

@@ -34,8 +34,12 @@ class ResdiagCallback(Recorder, Callback):
         m = self.monitor
         if m is None or not m.is_open:
             return
-        rec = m.end(scaler=getattr(trainer.precision_plugin, "scaler", None))
+        rec = m.end(scaler=getattr(trainer.precision_plugin, "scaler", None), optimizer=optimizer)
         pl_module.log_dict(log_values(rec), on_step=True, on_epoch=False, sync_dist=False)
+        # manual optimization steps several optimizers per batch (a GAN's D, then G), each a
+        # global step: the next one, if due, opens now, not at the next batch
+        if not pl_module.automatic_optimization and m.due(trainer.global_step + 1):
+            m.begin(trainer.global_step + 1)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.monitor is not None:

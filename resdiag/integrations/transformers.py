@@ -6,11 +6,15 @@
     ResdiagCallback.attach(trainer, every=50, jsonl="resdiag.jsonl")
     trainer.train()
 
-A recorded step opens in ``on_step_begin`` (before the first micro-batch of optimizer step
-``state.global_step``) and closes in ``on_pre_optimizer_step``, i.e. after the last backward and
+A recorded step is numbered as the Trainer numbers its logs: the update that takes
+``state.global_step`` from k - 1 to k is step k, whose ``grad_norm`` the Trainer logs at step k. It
+opens in ``on_step_begin`` (before its first micro-batch) and closes in ``on_pre_optimizer_step``,
+i.e. after the last backward and
 after the Trainer's gradient clipping (``max_grad_norm``; the Trainer logs the norm before
 clipping as ``grad_norm``): the weight rows are the clipped gradient the optimizer applies, the
-boundary norms are those of the backward. Values are added to the ``logs`` of the next ``on_log``
+boundary norms are those of the backward. Values are added to the ``logs`` of the next ``on_log``,
+the same log line as the Trainer's own ``grad_norm`` of that update when ``every`` is a multiple of
+``logging_steps``
 (every ``report_to`` integration receives them when the callback runs before them: ``attach``
 puts it first) and, on rank 0, written to the JSON lines.
 """
@@ -43,15 +47,15 @@ class ResdiagCallback(Recorder, TrainerCallback):
         self.make_monitor(model, self.jsonl if state.is_world_process_zero else None)
 
     def on_step_begin(self, args, state, control, **kwargs):
-        m = self.monitor
-        if m is not None and not m.is_open and m.due(state.global_step):
-            m.begin(state.global_step)
+        m, step = self.monitor, state.global_step + 1  # the Trainer's number for this update
+        if m is not None and not m.is_open and m.due(step):
+            m.begin(step)
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         m = self.monitor
         if m is None or not m.is_open:
             return
-        rec = m.end(scaler=self._scaler())
+        rec = m.end(scaler=self._scaler(), optimizer=kwargs.get("optimizer"))
         self._pending = log_values(rec)
 
     def on_log(self, args, state, control, logs=None, **kwargs):

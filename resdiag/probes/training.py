@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 
 import torch
 from torch import nn
@@ -37,63 +38,9 @@ from resdiag.probes.boundaries import (in_backward, keep_boundaries, output_to_h
                                        zero_if_unreached)
 from resdiag.probes.grad import GradientProbe, GradStep
 from resdiag.probes.layers import Layer, named_parameters, unwrap
+from resdiag.probes.sharded import dtensor_class, flat_sharded, flat_sharded_norms, grad_norms, world_size
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
-
-
-def grad_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """float64 L2 norms of (possibly DTensor-sharded) tensors, on their devices; one all-reduce for
-    every sharded tensor together."""
-    dtensor = _dtensor_class()
-    sharded = [i for i, t in enumerate(tensors) if dtensor is not None and isinstance(t, dtensor)]
-    if not sharded:
-        return l2_norms(tensors)
-    out = l2_norms([t.to_local() if i in sharded else t for i, t in enumerate(tensors)])
-    by_group: dict = {}
-    for i in sharded:
-        if any(p.is_shard() for p in tensors[i].placements):
-            by_group.setdefault(tensors[i].device_mesh.get_group(), []).append(i)
-    for group, idx in by_group.items():
-        squares = torch.stack([out[i] for i in idx]).square()
-        torch.distributed.all_reduce(squares, group=group)
-        for i, v in zip(idx, squares.sqrt(), strict=True):
-            out[i] = v
-    return out
-
-
-def flat_sharded(model: nn.Module) -> bool:
-    """Whether ``model`` is an FSDP1 ``FullyShardedDataParallel``: each rank's ``.grad`` of a
-    parameter (use_orig_params) is its slice of the flat shard, possibly empty or None."""
-    return type(model).__name__ == "FullyShardedDataParallel" and _world() > 1
-
-
-def flat_sharded_norms(grads: list[torch.Tensor | None]) -> tuple[list[torch.Tensor | None], list[bool]]:
-    """||g|| = sqrt(sum over ranks ||slice_r||^2) of every gradient, and whether any rank holds
-    one; one all-reduce. Every rank must pass the same parameters in the same order."""
-    device = next((g.device for g in grads if g is not None), torch.device("cpu"))
-    zero = torch.zeros((), dtype=torch.float64, device=device)
-    local = l2_norms([g for g in grads if g is not None])
-    it = iter(local)
-    squares = torch.stack([next(it).square() if g is not None else zero for g in grads]
-                          + [torch.tensor(float(g is not None), dtype=torch.float64, device=device)
-                             for g in grads]) if grads else zero.reshape(0)
-    torch.distributed.all_reduce(squares)
-    n = len(grads)
-    seen = [bool(v) for v in (squares[n:] > 0).tolist()]
-    return [s.sqrt() if ok else None for s, ok in zip(squares[:n], seen, strict=True)], seen
-
-
-def _world() -> int:
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _dtensor_class():
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # a torch built without distributed
-        return None
-    return DTensor
 
 
 class StepProbe(GradientProbe):
@@ -112,30 +59,51 @@ class StepProbe(GradientProbe):
         self._shape: dict[Entry, tuple[int, ...]] = {}
         self._backward_seen = False
         self._live: set[Entry] = set()  # hooked (in forward, or on a recomputation)
-        # Which backward passes train: those that accumulate into a layer weight's .grad (a post-
+        # Which backward passes train: those that accumulate into a parameter's .grad (a post-
         # accumulate hook sees them), not an autograd.grad() call (a gradient penalty, a PINN's
         # du/dx), whose tensor hooks fire too. Sharded weights are reduced into .grad by FSDP,
         # outside any such hook: there every backward counts, and .grad is read as it is.
-        dtensor = _dtensor_class()
+        dtensor = dtensor_class()
         self._tracked = not flat_sharded(model) and not (
             dtensor is not None and any(isinstance(layer.weight, dtensor) for layer in self.layers))
-        self._accumulated: set[int] = set()  # ids of the layer weights a training backward reached
-        self._tasks: set[int] = set()  # the autograd graph tasks that did
+        # id(param) -> (micro-batch, its .grad (weak), ._version) after its last accumulation: an
+        # accumulation adds to the same tensor in place (version + 1); anything else between two of
+        # them (zero_grad: set to None, or zero_(); DDP's bucket copies, so single-process only) is
+        # a reset, after which the step is the passes since (an LBFGS closure, SAM's second pass)
+        self._acc: dict[int, tuple[int, weakref.ref, int]] = {}
+        self._tasks: set[int] = set()  # the autograd graph tasks that accumulated
+        self._single = world_size() == 1 and type(model).__name__ != "DistributedDataParallel"
+        self._reset_at = 0  # the micro-batches before this one were reset
         self.micro_batches = 0
         self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
 
     def _install(self) -> None:
         self._install_root_hooks()
         if self._tracked:
-            weights = {id(layer.weight): layer.weight for layer in self.layers}.values()
-            for w in weights:
-                if w.requires_grad and w.is_leaf:
-                    self._handles.append(w.register_post_accumulate_grad_hook(self._accumulate))
+            modules = self._modules if self._modules is not None else list(unwrap(self.model).named_modules())
+            params = {id(p): p for _, p in named_parameters(modules)}
+            params.update({id(layer.weight): layer.weight for layer in self.layers})
+            for p in params.values():
+                if p.requires_grad and p.is_leaf:
+                    self._handles.append(p.register_post_accumulate_grad_hook(self._accumulate))
 
     def _accumulate(self, param: torch.Tensor) -> None:
-        self._accumulated.add(id(param))
+        g, prev = param.grad, self._acc.get(id(param))
+        if (prev is not None and self._single and not torch.is_grad_enabled()  # (create_graph: a copy)
+                and (prev[1]() is not g or g._version != prev[2] + 1)):
+            self._reset_at = max(self._reset_at, self.micro_batches)
+        self._acc[id(param)] = (self.micro_batches, weakref.ref(g), g._version)
         self._tasks.add(torch._C._current_graph_task_id())
         self._backward_seen = True  # a forward after this starts a new micro-batch
+
+    def _since_backward(self, param: torch.Tensor) -> str:
+        """What became of ``param``'s .grad since this step's last accumulation into it: "none"
+        (never accumulated, or before a reset), "kept", or "changed" (unscale_, clipping, zeroing)."""
+        acc = self._acc.get(id(param))
+        if acc is None or acc[0] < self._reset_at:
+            return "none"
+        g = param.grad
+        return "kept" if acc[1]() is g and g is not None and g._version == acc[2] else "changed"
 
     def _label(self, name: str, where: str) -> str:
         if in_backward():
@@ -184,12 +152,14 @@ class StepProbe(GradientProbe):
             self._hook(out, (self._call, _OUTPUT))
 
     def step(self, all_reduce: bool = False, scale: torch.Tensor | float | None = None,
-             weights_scaled: bool = True) -> GradStep:
+             weights_scaled: bool | dict = True) -> GradStep:
         """Close the optimizer step: combine micro-batches, unscale, move to the host in one sync.
 
         Every tensor is reduced once, in one call: the activation gradients still held, the
         gradient of each parameter of the model (the layer rows read theirs from it;
-        ``param_grad_norms`` keeps them by name) and each layer's weight."""
+        ``param_grad_norms`` keeps them by name) and each layer's weight. ``weights_scaled``:
+        whether ``.grad`` still holds values multiplied by ``scale``, or that by ``id(param)`` (the
+        parameters of the optimizers the caller named) with the rest under key None."""
         pending, sinks = self._pending.take()
         # read on every step (a module replaced since the last one is seen), each parameter once
         modules = self._modules if self._modules is not None else list(unwrap(self.model).named_modules())
@@ -203,18 +173,57 @@ class StepProbe(GradientProbe):
         activations, gnorms, wnorms, seen = _reduce(self.model, pending, grads, weights)
         for sink, norm in zip(sinks, activations, strict=True):
             sink(norm)
+        labels, shapes, activation = self._boundaries([*activations, *gnorms])
+        if all_reduce:
+            activation = all_reduce_norms(activation)
+        if isinstance(weights_scaled, dict):
+            weights_scaled = [weights_scaled.get(id(p), weights_scaled[None]) for p in params]
+        host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
+        n, m = len(grads), len(weights)
+        g_host, w_host, a_host = host[:n], host[n:n + m], host[n + m:]
+        by_id = dict(zip(unique, w_host, strict=True))
+        self.weight_norms = tuple(by_id[id(w)] for w in layer_weights)
+        self.param_grad_norms = {n: g_host[i] for i, (n, _) in enumerate(named) if seen[i]}
+        rows = [where[id(w)] for w in layer_weights]
+        # a row is the .grad a training backward of this step accumulated: not one left from an
+        # earlier step (zero_grad(set_to_none=False), a layer frozen since) or no backward reached,
+        # nor one zeroed after its backward (optimizer.step and zero_grad inside the record)
+        since = [self._since_backward(p) if self._tracked else "kept" for p in params]
+        zeroed = [i for i in rows if since[i] == "changed" and g_host[i] == 0]
+        if zeroed:
+            warnings.warn(f"resdiag: the .grad of {len(zeroed)} layer(s) was zeroed after its backward, "
+                          "inside the record: close it before optimizer.zero_grad()", stacklevel=3)
+        got = [seen[i] and since[i] != "none" and i not in zeroed for i in rows]
+        values = [g_host[i] if ok else math.nan for i, ok in zip(rows, got, strict=True)]
+        step = GradStep(weight_grad=tuple(values),
+                        weight_seen=tuple(got),
+                        boundary_grad=tuple(a_host[:-1]),
+                        boundary_shapes=tuple(shapes[label] for label in labels),
+                        boundary_names=tuple(labels), output_grad=a_host[-1],
+                        weight_trainable=tuple(w.requires_grad for w in layer_weights),
+                        inert_boundaries=self._inert)
+        self.steps.append(step)
+        return step
+
+    def _boundaries(self, others: list) -> tuple[list[str], dict, list]:
+        """The step's boundary labels, shapes and norms (then ||dE/d output||): the norms of the
+        training backwards; the model calls they reached (a forward for metrics, or of a micro-batch
+        skipped before its backward, is left out) since the last reset, their boundaries numbered
+        again within each micro-batch and merged across them."""
         if self.ambiguous:  # their calls' gradients cannot be told apart: left out, and said so
             warnings.warn(f"resdiag: {', '.join(sorted(self.ambiguous))} called more than once inside one "
                           "reentrant activation checkpoint; their boundaries are left out of this record "
-                          "(use use_reentrant=False)", stacklevel=3)
-        # the norms of the training backwards; the model calls they reached (a forward for metrics,
-        # or of a micro-batch skipped before its backward, is left out), their boundaries numbered
-        # again within each micro-batch and merged across them
+                          "(use use_reentrant=False)", stacklevel=4)
+        if self._reset_at > 1:
+            self.micro_batches -= self._reset_at - 1
+            warnings.warn("resdiag: the gradients were reset between backward passes of one record "
+                          "(zero_grad between them: an optimizer closure such as LBFGS, or SAM): the "
+                          f"record is of the last {self.micro_batches} pass(es)", stacklevel=4)
         norms = {entry: [n for task, n in got if task is None or not self._tasks or task in self._tasks]
                  for entry, got in self._norms.items()}
         reached = {c for (c, _), got in norms.items() if got}
         kept = [(c, label, mb) for c, label, mb in self._entries if (c, label) in self._live
-                and c in reached and label.split("#")[0] not in self.ambiguous]
+                and c in reached and label.split("#")[0] not in self.ambiguous and mb >= self._reset_at]
         merged: dict[str, list[torch.Tensor]] = {}
         shapes: dict[str, tuple[int, ...]] = {}
         for (c, label, _), name in zip(kept, renumber([e[1] for e in kept], [e[2] for e in kept]),
@@ -226,30 +235,30 @@ class StepProbe(GradientProbe):
         boundary = [_combine(merged[label]) if merged[label] else None for label in labels]
         output = [n for (_, label), got in norms.items() if label == _OUTPUT for n in got]
         output = _combine(output) if output else None
-        activation = [*zero_if_unreached(boundary, [output, *activations, *gnorms]), output]
-        if all_reduce:
-            activation = all_reduce_norms(activation)
-        host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
-        n, m = len(grads), len(weights)
-        g_host, w_host, a_host = host[:n], host[n:n + m], host[n + m:]
-        by_id = dict(zip(unique, w_host, strict=True))
-        self.weight_norms = tuple(by_id[id(w)] for w in layer_weights)
-        self.param_grad_norms = {n: g_host[i] for i, (n, _) in enumerate(named) if seen[i]}
-        rows = [where[id(w)] for w in layer_weights]
-        # a row is the .grad a training backward of this step accumulated: not one left from an
-        # earlier step (zero_grad(set_to_none=False), a layer frozen since), not one no backward reached
-        got = [seen[i] and (not self._tracked or id(w) in self._accumulated)
-               for i, w in zip(rows, layer_weights, strict=True)]
-        values = [g_host[i] if ok else math.nan for i, ok in zip(rows, got, strict=True)]
-        step = GradStep(weight_grad=tuple(values),
-                        weight_seen=tuple(got),
-                        boundary_grad=tuple(a_host[:-1]),
-                        boundary_shapes=tuple(shapes[label] for label in labels),
-                        boundary_names=tuple(labels), output_grad=a_host[-1],
-                        weight_trainable=tuple(w.requires_grad for w in layer_weights),
-                        inert_boundaries=self._inert)
-        self.steps.append(step)
-        return step
+        return labels, shapes, [*zero_if_unreached(boundary, [output, *others]), output]
+
+
+def loss_scale(scaler, optimizers=None) -> tuple[torch.Tensor | None, bool | dict]:
+    """The loss scale of a ``torch.amp.GradScaler`` for this step's backward (read before
+    ``update()``), as a device tensor, and whether ``.grad`` still holds scaled values: False once
+    ``unscale_`` has run (Lightning and HF Trainer do before their hooks). With ``optimizers``
+    (one scaler for several, as in torch's AMP examples), per parameter of theirs: {id: scaled}."""
+    if scaler is None or not scaler.is_enabled() or getattr(scaler, "_scale", None) is None:
+        return None, True
+    from torch.amp.grad_scaler import OptState
+
+    states = getattr(scaler, "_per_optimizer_states", {})
+    unscaled = any(s.get("stage") is OptState.UNSCALED for s in states.values())
+    if optimizers is None:
+        return scaler._scale.detach().double(), not unscaled
+    scaled: dict = {None: not unscaled}
+    for opt in optimizers if isinstance(optimizers, (list, tuple)) else [optimizers]:
+        # the optimizer the scaler saw: a framework's wrapper (Lightning, accelerate) holds it
+        seen = [o for o in (opt, getattr(opt, "optimizer", None), getattr(opt, "_optimizer", None))
+                if o is not None and id(o) in states]
+        still = not seen or states[id(seen[0])].get("stage") is not OptState.UNSCALED
+        scaled |= {id(p): still for group in opt.param_groups for p in group["params"]}
+    return scaler._scale.detach().double(), scaled
 
 
 def _reduce(model, pending, grads, weights):
@@ -275,7 +284,8 @@ def _combine(norms: list[torch.Tensor]) -> torch.Tensor:
 def _to_host(gnorms, wnorms, activation, scale, weights_scaled) -> list[float]:
     """One host copy (the step's one sync) of every norm and of the loss scale; on the host, the
     gradient norms divided by the scale (the weight gradients only while ``.grad`` still holds
-    scaled values), the same IEEE float64 division the device would make; NaN where absent."""
+    scaled values: ``weights_scaled``, one flag or one per gradient), the same IEEE float64
+    division the device would make; NaN where absent."""
     groups = (gnorms, wnorms, activation)
     present = [v for values in groups for v in values if v is not None]
     if not present:
@@ -284,15 +294,15 @@ def _to_host(gnorms, wnorms, activation, scale, weights_scaled) -> list[float]:
         present.append(torch.as_tensor(scale, dtype=torch.float64).to(present[0].device).reshape(()))
     host = torch.stack(present).cpu().tolist()
     divisor = host.pop() if scale is not None else None
-    unscale = (weights_scaled, False, True)
+    per = weights_scaled if isinstance(weights_scaled, list) else [weights_scaled] * len(gnorms)
+    divide = [*per, *[False] * len(wnorms), *[True] * len(activation)]
     values = iter(host)
     out: list[float] = []
-    for group, divide in zip(groups, unscale, strict=True):
-        for v in group:
-            if v is None:
-                out.append(math.nan)
-            else:
-                out.append(_divide(next(values), divisor) if divide and divisor is not None else next(values))
+    for v, div in zip((*gnorms, *wnorms, *activation), divide, strict=True):
+        if v is None:
+            out.append(math.nan)
+        else:
+            out.append(_divide(next(values), divisor) if div and divisor is not None else next(values))
     return out
 
 

@@ -125,3 +125,46 @@ def test_bf16_norms_differ_from_lightnings_and_match_float64():
     for k, exact in grads.items():
         assert rec[k] == pytest.approx(exact, rel=1e-12)
     assert max(abs(theirs[k] - grads[k]) / grads[k] for k in grads) > 1e-5
+
+
+class GAN(L.LightningModule):
+    """Manual optimization with two optimizers, as Lightning's GAN example: D's step, then G's, each
+    a global step. ``applied`` keeps each optimizer's .grad norms right before its step."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        torch.manual_seed(0)
+        self.G = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8))
+        self.D = ResNetMLP(classes=1)
+        self.applied: dict[int, dict[str, float]] = {}
+
+    def training_step(self, b, i):
+        x, _ = b
+        g_opt, d_opt = self.optimizers()
+        bce = nn.functional.binary_cross_entropy_with_logits
+        z = torch.randn(len(x), 4)
+        for opt, part, loss_of in (
+            (d_opt, "D", lambda: bce(self.D(x), torch.ones(len(x), 1))
+             + bce(self.D(self.G(z).detach()), torch.zeros(len(x), 1))),
+            (g_opt, "G", lambda: bce(self.D(self.G(z)), torch.ones(len(x), 1))),
+        ):
+            opt.zero_grad()
+            self.manual_backward(loss_of())
+            self.applied[self.trainer.global_step] = {
+                n: float(p.grad.double().norm()) for n, p in self.named_parameters()
+                if n.startswith(part) and p.grad is not None}
+            opt.step()
+
+    def configure_optimizers(self):
+        return [torch.optim.SGD(self.G.parameters(), lr=0.01), torch.optim.SGD(self.D.parameters(), lr=0.01)]
+
+
+def test_manual_optimization_records_every_optimizers_step():
+    cb = ResdiagCallback(every=1)
+    module = GAN()
+    fit(module, cb, steps=4)
+    assert [r.step for r in cb.history] == [0, 1, 2, 3]
+    for r in cb.history:  # D's steps are even, G's odd: each record holds what that optimizer applied
+        for name, want in module.applied[r.step].items():
+            assert r.param_norms[name] == pytest.approx(want, rel=1e-9), (r.step, name)

@@ -297,3 +297,57 @@ def test_weight_rows_are_this_steps_gradient_not_a_zero_or_stale_grad():
     assert scope.frozen == ("stem",) and scope.no_gradient == ("aux",)
     assert rec.result.verdict.status == "inconclusive"  # aux: evidence.unreached, not "zero"
     assert rows["head"].grad_norm == pytest.approx(float(model.head.weight.grad.double().norm()), rel=1e-9)
+
+
+def test_one_scaler_for_two_optimizers_unscales_by_the_monitored_models_optimizer():
+    """torch's AMP example with several optimizers: only optimizer A was unscaled (to clip A); the
+    monitored model B's .grad still holds scaled values, which optimizer=optB tells the Monitor."""
+    torch.manual_seed(0)
+    a, b = nn.Linear(8, 8), ResNetMLP()
+    opt_a, opt_b = torch.optim.SGD(a.parameters(), lr=0.1), torch.optim.SGD(b.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    x, y = batch(8)
+    for optimizer, want_scaled in ((opt_b, True), (opt_a, False), (None, False)):
+        monitor = Monitor(b, every=1, scaler=scaler, optimizer=optimizer)
+        with monitor.record(0) as rec:
+            scaler.scale(nn.functional.cross_entropy(b(a(x)), y)).backward()
+            scaler.unscale_(opt_a)
+        applied = float(b.head.weight.grad.double().norm()) / (1024.0 if want_scaled else 1.0)
+        assert rec.param_norms["head.weight"] == pytest.approx(applied, rel=1e-9), optimizer
+        for model in (a, b):
+            model.zero_grad(set_to_none=True)
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+
+
+def test_gradients_reset_between_passes_make_the_record_the_last_pass():
+    """SAM (two forward/backward passes, zero_grad between them): the weight rows hold the second
+    pass's gradient, so the boundaries are the second pass's too, with a warning."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    x, y = batch(8)
+    x2 = x + 0.5
+    ref_model = copy.deepcopy(model)
+    weights, bounds = reference(ref_model, x2, y, list(ref_model.blocks))
+    monitor = Monitor(model, every=1)
+    with pytest.warns(UserWarning, match="reset between backward passes"):
+        with monitor.record(0) as rec:
+            nn.functional.cross_entropy(model(x), y).backward()
+            model.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x2), y).backward()
+    assert rec.micro_batches == 1
+    check_against(rec, model, weights, bounds)
+
+
+def test_a_grad_zeroed_inside_the_record_is_not_read_as_a_zero_gradient():
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = batch(8)
+    monitor = Monitor(model, every=1)
+    with pytest.warns(UserWarning, match="zeroed after its backward"):
+        with monitor.record(0) as rec:
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=False)
+    assert "zero" not in {f.rule for f in rec.result.verdict.findings}
+    assert not any(layer.has_grad for layer in rec.result.layers)

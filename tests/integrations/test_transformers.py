@@ -50,20 +50,24 @@ def test_train_records_and_logs(tmp_path, accumulate):
     trainer = transformers.Trainer(model=model, args=args, train_dataset=Tokens(), callbacks=[seen])
     cb = ResdiagCallback.attach(trainer, every=2, jsonl=tmp_path / "r.jsonl")
     trainer.train()
-    assert [r.step for r in cb.history] == [0, 2]
+    assert [r.step for r in cb.history] == [2, 4]  # the Trainer's numbers: update k-1 -> k is step k
     assert {r.micro_batches for r in cb.history} == {accumulate}
     for rec in cb.history:
-        want = seen.grads[rec.step]
+        want = seen.grads[rec.step - 1]  # state.global_step before the update
         got = rec.lightning()
         for name, v in want.items():
             assert got[f"grad_2.0_norm/{name}"] == pytest.approx(v, rel=1e-6), name
         assert [b.name for b in rec.result.boundaries] == ["transformer.h.0:in", "transformer.h.1:in",
                                                           "transformer.h.1:out"]
         assert all(math.isfinite(b.grad_norm) for b in rec.result.boundaries)
-    # logging_steps=2 logs at global steps 2 and 4: the records of steps 0 and 2 ride along
+    # logging_steps=2 logs at global steps 2 and 4: the records of those updates, in the same line
+    # (the Trainer's step-k log is of the update k-1 -> k, whose .grad Seen read at global_step k-1)
+    for k in (2, 4):
+        assert seen.logs[k]["grad_2.0_norm/transformer.h.0.attn.c_attn.weight"] == pytest.approx(
+            seen.grads[k - 1]["transformer.h.0.attn.c_attn.weight"], rel=1e-6)
     assert seen.logs[2]["grad_2.0_norm/transformer.h.0.attn.c_attn.weight"] == pytest.approx(
         cb.history[0].param_norms["transformer.h.0.attn.c_attn.weight"], rel=1e-6)
     assert seen.logs[4]["resdiag/boundary_ratio"] == pytest.approx(
         cb.history[1].result.summary.boundary_ratio, rel=1e-6)
     lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert [d["step"] for d in lines] == [0, 2]
+    assert [d["step"] for d in lines] == [2, 4]
