@@ -143,6 +143,8 @@ def _summary(weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ..
     )
 
 
-def _token_fields(t) -> tuple[int, float, float]:
-    """(tokens, token_erank_ratio, token_res) of a boundary's TokenRank; (0, NaN, NaN) if none."""
-    return (0, math.nan, math.nan) if t is None else (t.tokens, t.token_erank_ratio, t.token_res)
+def _token_fields(t) -> tuple[int, float, float, int]:
+    """(tokens, token_erank_ratio, token_res, token_features) of a boundary's TokenRank; (0, NaN,
+    NaN, 0) if none."""
+    return (0, math.nan, math.nan, 0) if t is None else (t.tokens, t.token_erank_ratio, t.token_res,
+                                                         t.features)

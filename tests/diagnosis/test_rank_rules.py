@@ -67,7 +67,7 @@ def test_token_rules_fire_on_sequence_boundaries_only():
     collapsed = [seq(0, 0.8, 0.9, 0.9), seq(1, 0.8, 2e-7, 0.1)]
     v = run([weight(0)], collapsed)
     assert v.status == "collapse" and {"tokens.res", "tokens.retention"} <= rules(v)
-    assert run([weight(0)], collapsed, token_res=1e-7, token_retention=1e-9).status == "healthy"
+    assert run([weight(0)], collapsed, token_res=1e-7, token_retention=0.1).status == "healthy"
 
 
 def test_unmeasured_token_rank_is_inconclusive():
