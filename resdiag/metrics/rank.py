@@ -86,10 +86,14 @@ def numerical_rank(
     shape: the matrix's shape (its last two entries m, n are used). Defaults as in PyTorch and
     numpy.linalg.matrix_rank: rtol = max(m, n) * eps, eps of `dtype`, the dtype of the ORIGINAL
     matrix (pass it: s is float64 even for a float32 weight; None means s.dtype); if atol > 0 is
-    given without rtol, rtol = 0. A NaN s_k is not counted: check finiteness first.
+    given without rtol, rtol = 0. That tolerance models an SVD computed in the matrix's dtype; a
+    half-precision matrix (bfloat16, float16) is exact in float32, and max(m, n) * eps_bf16 reaches
+    1 at 128 (every singular value "zero"), so its default is float32's: the rank of
+    torch.linalg.matrix_rank(W.float()). A NaN s_k is not counted: check finiteness first.
     """
     if rtol is None:
-        eps = torch.finfo(dtype or s.dtype).eps
+        kind = dtype or s.dtype
+        eps = torch.finfo(torch.float32 if kind.itemsize < 4 else kind).eps  # half types: as float32
         rtol = max(shape[-2:]) * eps if atol is None or atol <= 0 else 0.0
     tol = (s.amax(-1, keepdim=True) * rtol).clamp(min=atol or 0.0)
     return (s > tol).sum(-1)

@@ -43,3 +43,17 @@ def test_stable_rank_works_over_the_last_dim_of_any_batch(shape):
     s = torch.rand(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.1
     want = (s.square().sum(-1) / s.amax(-1).square()).numpy()
     assert np.allclose(stable_rank(s).numpy(), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_weights_keep_their_numerical_rank(dtype):
+    """A full-rank 256 x 256 bfloat16 weight: the default rtol max(m, n) eps_bf16 = 2 counted no
+    singular value. Half values are exact in float32: the default is numpy's matrix_rank of them."""
+    import numpy as np
+
+    w = torch.randn(256, 256, generator=torch.Generator().manual_seed(0)).to(dtype)
+    low = (torch.randn(256, 8) @ torch.randn(8, 256)).to(dtype)  # rank 8, up to half rounding
+    for mat in (w, low):
+        want = np.linalg.matrix_rank(mat.float().numpy())  # float32: rtol = 256 * eps32
+        assert weight_spectrum(mat).numerical_rank == want
+    assert weight_spectrum(w).numerical_rank == 256
