@@ -15,7 +15,8 @@ Evidence rules (status "inconclusive"; "healthy" needs every rule applied):
 ``evidence.features``   fewer than two block boundaries recorded (name the blocks with --blocks
                         REGEX), or the erank at x_0 is 0 (every sample alike at the first block), so
                         retention is undefined: the feature rules were not applied.
-``evidence.weights``    no conv/linear weight: the weight rule was not applied (not raised when the
+``evidence.weights``    no conv/linear weight (embeddings do not count, and the weight rule does not
+                        judge them): the weight rule was not applied (not raised when the
                         spectra were not asked for: ``weights_measured=False``, the Monitor's
                         ``spectra_every``; the result says so in ``weights_measured``).
 ``evidence.tokens``     sequence boundaries whose token rank could not be measured.
@@ -67,7 +68,8 @@ def diagnose_rank(
         findings.append(Finding("features.rank1", "collapse", d, t.rank1_distance,
                                 f"features at x_L are {d:.3g} from rank one (< {t.rank1_distance:g})", DONG))
     findings += _tokens(features, t, findings)
-    low = [w for w in weights if math.isfinite(w.erank_ratio) and w.erank_ratio < t.weight_erank_ratio]
+    low = [w for w in _matmuls(weights)
+           if math.isfinite(w.erank_ratio) and w.erank_ratio < t.weight_erank_ratio]
     if low:
         worst = min(low, key=lambda w: w.erank_ratio)
         findings.append(Finding("weights.erank", "collapse", worst.erank_ratio, t.weight_erank_ratio,
@@ -75,6 +77,12 @@ def diagnose_rank(
                                 f"lowest {worst.erank_ratio:.3g} at {worst.name}", DEGRADATION))
     status = max((f.status for f in findings), key=SEVERITY.__getitem__, default="healthy")
     return Verdict(status, tuple(findings))
+
+
+def _matmuls(weights: tuple[WeightRank, ...]) -> list[WeightRank]:
+    """The weights the weight rule judges: conv/linear matmuls, not embedding tables (a lookup, not
+    a map on the residual stream; docs/architectures.md, "Embeddings in the rules")."""
+    return [w for w in weights if w.kind != "embedding"]
 
 
 def _size(row: FeatureRankRow) -> tuple[int, int]:
@@ -109,7 +117,7 @@ def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...], features: t
         out.append(Finding("evidence.features", "inconclusive", summary.feature_erank_ratio_first, 0.0,
                            "the feature erank at x_0 is 0 (every sample alike at the first block), so "
                            "retention is undefined: use inputs that differ", DEGRADATION))
-    if not weights and weights_measured:
+    if not _matmuls(weights) and weights_measured:
         out.append(Finding("evidence.weights", "inconclusive", 0.0, 1.0,
                            "no conv/linear weight found, so the weight rule was not applied", DEGRADATION))
     return out
