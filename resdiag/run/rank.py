@@ -95,7 +95,8 @@ def rank_from_probe(
     ``layers``: the model's ``find_layers`` when the caller keeps them (the Monitor does)."""
     probe.collect()
     layers = (find_layers(model) if layers is None else layers) if spectra else []
-    computed = weight_spectra([layer.effective() for layer in layers], conv=conv, rtol=rtol, atol=atol)
+    computed = weight_spectra([layer.effective() for layer in layers], conv=conv, rtol=rtol, atol=atol,
+                              groups=[layer.groups for layer in layers])
     weights = tuple(
         WeightRank(i, layer.name, layer.kind, layer.shape, sp.matrix_shape, sp.num_matrices, sp.erank,
                    sp.erank_ratio, sp.stable_rank, sp.numerical_rank, sp.spectral_norm,

@@ -57,3 +57,34 @@ def test_half_precision_weights_keep_their_numerical_rank(dtype):
         want = np.linalg.matrix_rank(mat.float().numpy())  # float32: rtol = 256 * eps32
         assert weight_spectrum(mat).numerical_rank == want
     assert weight_spectrum(w).numerical_rank == 256
+
+
+@pytest.mark.parametrize("groups, cin, cout", [(4, 8, 8), (8, 8, 8), (2, 4, 6)])  # grouped, depthwise
+def test_grouped_conv_is_the_block_diagonal_operator(groups, cin, cout):
+    """The im2col operator of a grouped conv, built densely (zeros across groups), against numpy:
+    its singular values are the union of the groups' blocks (reshaping to out x (in/g * k) mixed
+    the groups' rows into one matrix and read a false collapse)."""
+    from torch import nn
+
+    from resdiag.metrics.rank import weight_spectra
+
+    torch.manual_seed(0)
+    w = nn.Conv2d(cin, cout, 3, groups=groups).weight.detach().double()
+    dense = np.zeros((cout, cin, 9))
+    og, ig = cout // groups, cin // groups
+    for j in range(groups):
+        dense[j * og:(j + 1) * og, j * ig:(j + 1) * ig] = w[j * og:(j + 1) * og].reshape(og, ig, 9).numpy()
+    s = np.linalg.svd(dense.reshape(cout, -1), compute_uv=False)[: min(og, ig * 9) * groups]
+    p = s / s.sum()
+    (got,) = weight_spectra([w], groups=[groups])
+    assert got.num_matrices == groups and got.matrix_shape == (og, ig * 9)
+    assert got.erank == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-10)
+    assert got.erank_ratio == pytest.approx(got.erank / len(s), rel=1e-12)
+    assert got.spectral_norm == pytest.approx(s[0], rel=1e-12)
+    assert got.stable_rank == pytest.approx((s**2).sum() / s[0] ** 2, rel=1e-10)
+    assert got.erank_ratio > 0.5  # a random grouped conv is not collapsed
+    (sl,) = weight_spectra([w], conv="slices", groups=[groups])
+    want = np.concatenate([np.linalg.svd(w[j * og:(j + 1) * og, :, a, b].numpy(), compute_uv=False)
+                           for j in range(groups) for a in range(3) for b in range(3)])
+    assert sl.num_matrices == groups * 9
+    assert sl.stable_rank == pytest.approx((want**2).sum() / (want**2).max(), rel=1e-10)
