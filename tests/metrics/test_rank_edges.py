@@ -88,3 +88,18 @@ def test_grouped_conv_is_the_block_diagonal_operator(groups, cin, cout):
                            for j in range(groups) for a in range(3) for b in range(3)])
     assert sl.num_matrices == groups * 9
     assert sl.stable_rank == pytest.approx((want**2).sum() / (want**2).max(), rel=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-300, 1e170, 1e300])
+@pytest.mark.parametrize("method", ["gram", "svd"])
+def test_float64_weights_at_extreme_scales(scale, method):
+    """The Gram of a float64 weight at 1e-170 underflowed (erank 0: a false collapse) and at 1e170
+    overflowed (LinAlgError): every matrix is scaled by a power of two first, as the features are."""
+    w = torch.randn(24, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    s = np.linalg.svd(w.numpy(), compute_uv=False)
+    got = weight_spectrum(w * scale, method=method)
+    unit = weight_spectrum(w, method=method)
+    assert got.finite and got.numerical_rank == 16
+    assert got.erank == pytest.approx(unit.erank, rel=1e-12)
+    assert got.spectral_norm == pytest.approx(s[0] * scale, rel=1e-12)
+    assert got.condition_number == pytest.approx(s[0] / s[-1], rel=1e-9)
