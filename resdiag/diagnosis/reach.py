@@ -30,7 +30,9 @@ def retention_min_ceiling(threshold: float) -> int:
 
 def rank1_min_size(threshold: float) -> int:
     """The smallest min(b, f) whose largest possible rank-1 distance sqrt(1 - 1/n) reaches threshold."""
-    return math.ceil(1.0 / (1.0 - threshold * threshold)) if threshold < 1 else math.inf  # type: ignore[return-value]
+    if threshold >= 1:
+        return math.inf  # type: ignore[return-value]  # sqrt(1 - 1/n) < 1: never reached
+    return math.ceil(1.0 / (1.0 - threshold * threshold))
 
 
 def retention_blocked(what: str, rule: str, count: int, features_last: int, reach: float,
