@@ -15,10 +15,14 @@ Evidence rules (status "inconclusive"; "healthy" needs every rule applied):
 ``evidence.features``   fewer than two block boundaries recorded (name the blocks with --blocks
                         REGEX), or the erank at x_0 is 0 (every sample alike at the first block), so
                         retention is undefined: the feature rules were not applied.
-``evidence.weights``    no conv/linear weight: the weight rule was not applied (not raised when the
+``evidence.weights``    no conv/linear weight (embeddings do not count, and the weight rule does not
+                        judge them): the weight rule was not applied (not raised when the
                         spectra were not asked for: ``weights_measured=False``, the Monitor's
                         ``spectra_every``; the result says so in ``weights_measured``).
 ``evidence.tokens``     sequence boundaries whose token rank could not be measured.
+A rule that cannot discriminate at the batch (token count) measured is not applied either, and an
+``evidence.features`` (``evidence.tokens``) finding names it and the minimum it needs
+(resdiag/diagnosis/reach.py: a batch of 4 for retention, 2 for rank1; 6 tokens for tokens.retention).
 ``tokens.res``, ``tokens.retention``  token-level rank collapse of (batch, tokens, features)
                         boundaries, resdiag/diagnosis/tokens.py (Dong et al. 2021).
 Order: healthy < inconclusive < collapse < non_finite.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import math
 
+from resdiag.diagnosis.reach import rank1_blocked, retention_blocked, token_res_blocked
 from resdiag.diagnosis.thresholds import RankThresholds
 from resdiag.diagnosis.tokens import TokenThresholds, diagnose_tokens, not_applied
 from resdiag.results import FeatureRankRow, Finding, RankSummary, Verdict, WeightRank
@@ -50,19 +55,21 @@ def diagnose_rank(
         if bad is not None:
             findings.append(Finding("non_finite", "non_finite", math.nan, math.nan,
                                     f"non-finite {what} at {bad.name} (first in forward order)", DEGRADATION))
-    findings += _evidence(summary, weights, features, weights_measured)
+    blocked = _blocked(features, t, summary)
+    findings += _evidence(summary, weights, features, weights_measured, blocked)
     r = summary.feature_erank_retention
-    if math.isfinite(r) and r < t.feature_retention:
+    if "features.retention" not in blocked and math.isfinite(r) and r < t.feature_retention:
         findings.append(Finding("features.retention", "collapse", r, t.feature_retention,
                                 f"feature erank ratio falls from {summary.feature_erank_ratio_first:.3g} "
                                 f"at x_0 to {summary.feature_erank_ratio_last:.3g} at x_L "
                                 f"(retention {r:.3g} < {t.feature_retention:g})", DEGRADATION))
     d = summary.rank1_distance_last
-    if math.isfinite(d) and d < t.rank1_distance:
+    if "features.rank1" not in blocked and math.isfinite(d) and d < t.rank1_distance:
         findings.append(Finding("features.rank1", "collapse", d, t.rank1_distance,
                                 f"features at x_L are {d:.3g} from rank one (< {t.rank1_distance:g})", DONG))
     findings += _tokens(features, t, findings)
-    low = [w for w in weights if math.isfinite(w.erank_ratio) and w.erank_ratio < t.weight_erank_ratio]
+    low = [w for w in _matmuls(weights)
+           if math.isfinite(w.erank_ratio) and w.erank_ratio < t.weight_erank_ratio]
     if low:
         worst = min(low, key=lambda w: w.erank_ratio)
         findings.append(Finding("weights.erank", "collapse", worst.erank_ratio, t.weight_erank_ratio,
@@ -72,18 +79,45 @@ def diagnose_rank(
     return Verdict(status, tuple(findings))
 
 
-def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...],
-              features: tuple[FeatureRankRow, ...], weights_measured: bool = True) -> list[Finding]:
-    out = []
+def _matmuls(weights: tuple[WeightRank, ...]) -> list[WeightRank]:
+    """The weights the weight rule judges: conv/linear matmuls, not embedding tables (a lookup, not
+    a map on the residual stream; docs/architectures.md, "Embeddings in the rules")."""
+    return [w for w in weights if w.kind != "embedding"]
+
+
+def _size(row: FeatureRankRow) -> tuple[int, int]:
+    """(b, f) of a boundary: samples, and features per sample (a conv map flattened)."""
+    return row.shape[0], math.prod(row.shape[1:])
+
+
+def _blocked(features: tuple[FeatureRankRow, ...], t: RankThresholds, summary: RankSummary) -> dict[str, str]:
+    """The feature rules that cannot discriminate at the batch and widths measured, with the reason
+    (resdiag/diagnosis/reach.py); empty without two finite boundaries (other findings say why)."""
+    if len(features) < 2 or not all(f.finite for f in features):
+        return {}
+    (b, f0), (b_last, f_last) = _size(features[0]), _size(features[-1])
+    ratio_first = summary.feature_erank_ratio_first
+    reach = ratio_first * min(b_last - 1, f_last) if math.isfinite(ratio_first) else 0.0
+    reasons = {"features.retention": retention_blocked("batch", "features.retention", b_last, f_last,
+                                                       reach, t.feature_retention),
+               "features.rank1": rank1_blocked(b_last, f_last, t.rank1_distance)}
+    return {rule: why for rule, why in reasons.items() if why is not None}
+
+
+def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ...],
+              weights_measured: bool, blocked: dict[str, str]) -> list[Finding]:
+    out = [Finding("evidence.features", "inconclusive", float(_size(features[-1])[0]), math.nan,
+                   why, DEGRADATION) for why in blocked.values()]
     if len(features) < 2:
         out.append(Finding("evidence.features", "inconclusive", float(len(features)), 2.0,
                            "no block boundary found, so the feature rules were not applied: name the "
                            "blocks with --blocks REGEX (Monitor: blocks=REGEX)", DEGRADATION))
-    elif all(f.finite for f in features) and not summary.feature_erank_ratio_first > 0:
+    elif ("features.retention" not in blocked and all(f.finite for f in features)
+          and not summary.feature_erank_ratio_first > 0):
         out.append(Finding("evidence.features", "inconclusive", summary.feature_erank_ratio_first, 0.0,
                            "the feature erank at x_0 is 0 (every sample alike at the first block), so "
                            "retention is undefined: use inputs that differ", DEGRADATION))
-    if not weights and weights_measured:
+    if not _matmuls(weights) and weights_measured:
         out.append(Finding("evidence.weights", "inconclusive", 0.0, 1.0,
                            "no conv/linear weight found, so the weight rule was not applied", DEGRADATION))
     return out
@@ -91,7 +125,8 @@ def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...],
 
 def _tokens(features: tuple[FeatureRankRow, ...], t: RankThresholds, found: list[Finding]) -> list[Finding]:
     """The token rules (resdiag/diagnosis/tokens.py) on the sequence boundaries, if there are any;
-    a network without (batch, tokens, features) boundaries has no token rank to judge."""
+    a network without (batch, tokens, features) boundaries has no token rank to judge. A rule that
+    cannot discriminate at the token count measured is reported, not applied (diagnosis/reach.py)."""
     seq = [f for f in features if f.tokens > 0]
     if not seq:
         return []
@@ -101,4 +136,19 @@ def _tokens(features: tuple[FeatureRankRow, ...], t: RankThresholds, found: list
         if any(f.rule == "non_finite" for f in found):
             return []
         return [Finding("evidence.tokens", "inconclusive", math.nan, math.nan, reason, DEGRADATION)]
-    return diagnose_tokens(res, ratio, names, TokenThresholds(t.token_res, t.token_retention))
+    first, last = seq[0], seq[-1]
+    width = last.token_features or last.tokens  # 0 in results written before it was recorded
+    blocked = {"tokens.res": token_res_blocked(last.tokens), "tokens.retention": None}
+    if len(seq) < 2:
+        blocked["tokens.retention"] = "tokens.retention not applied: only one sequence boundary"
+    elif not first.token_erank_ratio > 0 and last.tokens >= 2:
+        blocked["tokens.retention"] = (f"tokens.retention not applied: the token erank at {first.name} is "
+                                       "0 (every token alike in every sample), so retention is undefined")
+    else:
+        reach = first.token_erank_ratio * min(last.tokens - 1, width)
+        blocked["tokens.retention"] = retention_blocked("token count", "tokens.retention", last.tokens,
+                                                        width, reach, t.token_retention)
+    out = [Finding("evidence.tokens", "inconclusive", float(last.tokens), math.nan, why, DEGRADATION)
+           for why in blocked.values() if why is not None]
+    fired = diagnose_tokens(res, ratio, names, TokenThresholds(t.token_res, t.token_retention))
+    return out + [f for f in fired if blocked.get(f.rule) is None]

@@ -63,7 +63,8 @@ def singular_values(mats: Tensor, method: str = "svd") -> Tensor:
     deficient) is redone with svdvals, so every s_k keeps a relative error below ~1e-7 (1e-9
     measured on a spectrum graded down to 1e-4) and small singular values (numerical rank) are
     LAPACK's. Cost of "gram": one device sync for that check.
-    A matrix with a NaN or inf entry gets NaN singular values instead of an error.
+    A matrix with a NaN or inf entry gets NaN singular values instead of an error. Each matrix is
+    scaled by a power of two (exact) before, and back after: any finite scale works.
     """
     return singular_values_many([mats], method)[0]
 
@@ -78,22 +79,29 @@ def singular_values_many(batches: Sequence[Tensor], method: str = "svd") -> list
         mats = mats.to(torch.float64)
         if mats.shape[-1] > mats.shape[-2]:
             mats = mats.mT
-        finite = mats.sum((-2, -1)).isfinite()  # one pass; false too if |entries| ~ 1e300 overflow
+        amax = mats.abs().amax((-2, -1))  # NaN or inf exactly when the matrix has such an entry
+        finite = amax.isfinite()
         if not finite.all():
             mats = torch.where(finite[..., None, None], mats, 0.0)
-        prepared.append((mats, finite))
+            amax = torch.where(finite, amax, 0.0)
+        # each matrix times 2^-e, amax = m 2^e (exact): max |entry| in [1/2, 1), so no square of the
+        # Gram over- or underflows (float64 weights at 1e-170 read rank 0, at 1e170 raised)
+        mantissa, exponent = torch.frexp(amax)
+        shift = torch.where(mantissa > 0, exponent, 0)
+        mats = torch.ldexp(mats, -shift[..., None, None])
+        prepared.append((mats, finite, shift))
     if method == "svd":
-        values = [torch.linalg.svdvals(mats) for mats, _ in prepared]
+        values = [torch.linalg.svdvals(mats) for mats, *_ in prepared]
     else:
         values = []
-        for (mats, _), lam in zip(prepared, gram_eigenvalues_many([m for m, _ in prepared]), strict=True):
+        for (mats, *_), lam in zip(prepared, gram_eigenvalues_many([m for m, *_ in prepared]), strict=True):
             s = lam.sqrt()
             redo = lam[..., -1] < _EPS64**0.5 * lam[..., 0]
             if redo.any():
                 s[redo] = torch.linalg.svdvals(mats[redo])
             values.append(s)
-    return [torch.where(finite[..., None], s, torch.nan)
-            for (_, finite), s in zip(prepared, values, strict=True)]
+    return [torch.where(finite[..., None], torch.ldexp(s, shift[..., None]), torch.nan)
+            for (_, finite, shift), s in zip(prepared, values, strict=True)]
 
 
 _SPLIT_FROM = 64  # smaller matrices: one batched call costs less than the threads' hand-off

@@ -93,10 +93,22 @@ def _floored_eigenvalues(gram: Tensor, size: Tensor) -> Tensor:
 
 
 def feature_ranks_from_gram(stats: Sequence[GramStats]) -> list[FeatureRank]:
-    """``FeatureRank`` of n responses with the same batch size b, from their ``GramStats``.
-    One batched eigendecomposition of the centred and of the uncentred Grams; one host sync."""
-    if not stats:
-        return []
+    """``FeatureRank`` of n responses, in order, from their ``GramStats``. Responses of one batch
+    size b (and device) share one batched eigendecomposition of the centred and of the uncentred
+    Grams and one host sync; blocks that see other batch sizes (multi-crop, routing) form their
+    own groups."""
+    groups: dict[tuple, list[int]] = {}
+    for i, st in enumerate(stats):
+        groups.setdefault((st.gram.shape[-1], st.gram.device), []).append(i)
+    out: list[FeatureRank | None] = [None] * len(stats)
+    for idx in groups.values():
+        for i, rank in zip(idx, _same_batch([stats[i] for i in idx]), strict=True):
+            out[i] = rank
+    return out  # type: ignore[return-value]
+
+
+def _same_batch(stats: Sequence[GramStats]) -> list[FeatureRank]:
+    """``feature_ranks_from_gram`` of responses with the same batch size b, on one device."""
     b = stats[0].gram.shape[-1]
     dev = stats[0].gram.device
     f = torch.tensor([s.features for s in stats], dtype=torch.float64, device=dev)

@@ -24,7 +24,7 @@ CONV_MODES = ("flat", "slices")
 _EPS64 = torch.finfo(torch.float64).eps
 
 
-def weight_matrices(weight: Tensor, conv: str = "flat") -> Tensor:
+def weight_matrices(weight: Tensor, conv: str = "flat", groups: int = 1) -> Tensor:
     """The matrices (k, m, n) whose singular values describe a layer's weight.
 
     Linear (out, in) -> (1, out, in). Conv (out, in, *kernel), e.g. conv2d (out, in, kh, kw):
@@ -33,6 +33,11 @@ def weight_matrices(weight: Tensor, conv: str = "flat") -> Tensor:
       takes from a PyTorch Conv2d (CalculatedContent/WeightWatcher, weightwatcher/weightwatcher.py,
       WWLayer.conv2D_Wmats). WeightWatcher transposes a slice with out < in so that rows >= cols;
       we do not: singular values, hence every metric here, are invariant to transposition.
+    ``groups`` g (grouped and depthwise convs, weight (out, in/g, *kernel)): the im2col operator is
+    block-diagonal, group j's outputs seeing only group j's inputs, so its singular values are the
+    union of the g blocks' (out/g) x (in/g * kh*kw): "flat" gives those g matrices, "slices" the
+    g * kh*kw (out/g) x (in/g) slices, pooled like slices. The same holds for a ConvTranspose weight
+    (in, out/g, *kernel), whose first dimension is grouped.
     The weight is detached; its dtype and device are kept.
     """
     if conv not in CONV_MODES:
@@ -40,11 +45,14 @@ def weight_matrices(weight: Tensor, conv: str = "flat") -> Tensor:
     if weight.ndim < 2 or weight.numel() == 0:
         raise ValueError(f"need a non-empty weight with >= 2 dims, got shape {tuple(weight.shape)}")
     w = weight.detach()
-    if w.ndim == 2:
+    if w.ndim == 2 and groups == 1:
         return w.unsqueeze(0)
+    if groups < 1 or w.shape[0] % groups:
+        raise ValueError(f"{groups} groups do not divide the first dimension of shape {tuple(w.shape)}")
+    w = w.reshape(groups, w.shape[0] // groups, w.shape[1], -1)  # (g, out/g, in/g, kernel)
     if conv == "flat":
-        return w.reshape(1, w.shape[0], -1)
-    return w.flatten(2).permute(2, 0, 1)
+        return w.flatten(2)
+    return w.permute(0, 3, 1, 2).flatten(0, 1)
 
 
 def _ratio(num: Tensor, den: Tensor) -> Tensor:
@@ -86,10 +94,14 @@ def numerical_rank(
     shape: the matrix's shape (its last two entries m, n are used). Defaults as in PyTorch and
     numpy.linalg.matrix_rank: rtol = max(m, n) * eps, eps of `dtype`, the dtype of the ORIGINAL
     matrix (pass it: s is float64 even for a float32 weight; None means s.dtype); if atol > 0 is
-    given without rtol, rtol = 0. A NaN s_k is not counted: check finiteness first.
+    given without rtol, rtol = 0. That tolerance models an SVD computed in the matrix's dtype; a
+    half-precision matrix (bfloat16, float16) is exact in float32, and max(m, n) * eps_bf16 reaches
+    1 at 128 (every singular value "zero"), so its default is float32's: the rank of
+    torch.linalg.matrix_rank(W.float()). A NaN s_k is not counted: check finiteness first.
     """
     if rtol is None:
-        eps = torch.finfo(dtype or s.dtype).eps
+        kind = dtype or s.dtype
+        eps = torch.finfo(torch.float32 if kind.itemsize < 4 else kind).eps  # half types: as float32
         rtol = max(shape[-2:]) * eps if atol is None or atol <= 0 else 0.0
     tol = (s.amax(-1, keepdim=True) * rtol).clamp(min=atol or 0.0)
     return (s > tol).sum(-1)
@@ -117,7 +129,7 @@ class WeightSpectrum:
 
     shape: tuple[int, ...]  # the weight tensor's shape as given
     conv: str  # how a conv kernel became matrices: "flat" or "slices"
-    num_matrices: int  # k: 1 for a linear weight or conv="flat", kh*kw for "slices"
+    num_matrices: int  # k: 1 for a linear weight or conv="flat", kh*kw for "slices"; times groups
     matrix_shape: tuple[int, int]  # (m, n) of each matrix
     erank: float  # effective rank of the pooled spectrum
     erank_ratio: float  # erank / (k * min(m, n)): 1 = flat spectrum, 1/(k min(m, n)) = rank one
@@ -152,8 +164,10 @@ def weight_spectra(
     rtol: float | None = None,
     atol: float | None = None,
     method: str = "gram",
+    groups: Sequence[int] | None = None,
 ) -> list[WeightSpectrum]:
     """`weight_spectrum` of each weight, in order, with one batched call per distinct matrix shape.
+    ``groups``: each conv's groups (`weight_matrices`); None: 1 for every weight.
 
     Weights are grouped by (k, m, n), dtype and device, one float64 batch each (a CIFAR ResNet-1202
     makes 7 groups, not 1202; a few device syncs a group, none per layer). Consecutive groups up
@@ -161,7 +175,7 @@ def weight_spectra(
     matrices does not leave a worker idle (ResNet-18's 12 shapes on 2 cores: 0.24 s to 0.17 s);
     the memory held is that, or the largest group, as with one group at a time.
     """
-    mats = [weight_matrices(w, conv) for w in weights]
+    mats = [weight_matrices(w, conv, g) for w, g in zip(weights, groups or [1] * len(weights), strict=True)]
     groups: dict[tuple, list[int]] = {}
     for i, m in enumerate(mats):
         groups.setdefault((tuple(m.shape), m.dtype, m.device), []).append(i)

@@ -11,12 +11,22 @@ at the token mean x = mean_t X[t]. With the same normalisation as the across-sam
     token_erank(X_b)       = erank(X_b - 1 xbar_b^T)                 (Roy & Vetterli 2007)
     token_erank_ratio(X_b) = token_erank / min(T - 1, D)             (centring removes one dim)
 
-and each is averaged over the B samples. Singular values of the centred X_b at or below
-max(T, D) * eps * ||X_b||_F (eps of x's dtype; numpy's matrix_rank tolerance on the scale of the
-uncentred tokens), or whose eigenvalue in the float64 Gram is at or below max(T, D) * eps64 *
-lambda_max (its rounding), count as 0: tokens equal up to the rounding of the dtype they were computed in
-have erank 0, not the erank of their rounding noise. ``token_res`` is not floored, so it shows
-how close to equal the tokens are (about eps when they are equal up to rounding).
+and each is averaged over the B samples. Two errors are floored, each where it arises:
+
+- the tokens' own rounding, in the dtype the network computed them in: each entry is off by at most
+  a few units of roundoff, so (Weyl) every singular value by at most a few eps * ||X_b||_F,
+  whatever T and D are. Singular values of the centred X_b at or below
+  ROUNDING * eps * ||X_b||_F (ROUNDING = 4; eps of x's dtype) count as 0: tokens equal up to that
+  rounding have erank 0, not the erank of their noise. (Residual-free float32 transformers and ViTs
+  of depth 6-24, whose tokens are equal up to rounding, have top centred singular values of at most
+  1.1 eps * ||X_b||_F.) resdiag 0.1 floored at max(T, D) * eps * ||X_b||_F, numpy's matrix_rank
+  tolerance, which models an SVD computed in that dtype: at D * eps >= 1 (bfloat16 from D = 128)
+  it exceeded every singular value and read erank 0 for healthy tokens;
+- our own arithmetic, on those values made exact in float64: eigenvalues of the float64 Gram at or
+  below max(T, D) * eps64 * lambda_max (its rounding; the rule of resdiag/metrics/features.py).
+
+``token_res`` is not floored, so it shows how close to equal the tokens are (about eps when they
+are equal up to rounding).
 docs/tokens.md has the rule built on these numbers.
 """
 
@@ -31,6 +41,7 @@ from resdiag.metrics.eigen import symmetric_eigenvalues
 from resdiag.metrics.rank import effective_rank
 
 _EPS64 = torch.finfo(torch.float64).eps
+ROUNDING = 4.0  # units of eps a token's entries may be off by from the network's rounding (above)
 
 
 @dataclass(frozen=True)
@@ -68,9 +79,9 @@ def token_stats(x: Tensor, eps: float | None = None) -> Tensor:
     energy_c = centred.square().sum((1, 2))
     gram = centred @ centred.mT if t <= d else centred.mT @ centred
     lam = symmetric_eigenvalues(gram)
-    # (max(T, D) eps ||X_b||_F)^2 on the eigenvalues; and the Gram's own rounding in float64,
-    # max(T, D) eps64 lambda_max (the rule of resdiag/metrics/features.py).
-    tol = torch.maximum((max(t, d) * eps) ** 2 * energy, max(t, d) * _EPS64 * lam[:, 0])
+    # (ROUNDING eps ||X_b||_F)^2 on the eigenvalues: the tokens' own rounding; and the Gram's own
+    # rounding in float64, max(T, D) eps64 lambda_max (the rule of resdiag/metrics/features.py).
+    tol = torch.maximum((ROUNDING * eps) ** 2 * energy, max(t, d) * _EPS64 * lam[:, 0])
     s = torch.where(lam > tol[:, None], lam, 0.0).sqrt()
     erank = effective_rank(s)
     ceiling = max(min(t - 1, d), 1)

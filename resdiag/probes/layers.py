@@ -14,14 +14,16 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from resdiag.errors import ResdiagError
 
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+CONV_TRANSPOSE = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
 # Kinds of Layer. "embedding" is a table lookup, not a matmul on the residual stream: it is listed
 # (and its gradient recorded) but not a candidate for the first/last matmul of AUTOTRAINER's rule.
-MATMUL_KINDS = ("conv", "linear", "conv1d_t")
+MATMUL_KINDS = ("conv", "linear", "conv1d_t", "conv_transpose")
 KINDS = (*MATMUL_KINDS, "embedding")
 # Class names of residual units. Strong: torchvision's BasicBlock/Bottleneck, timm's Block, HF's
 # GPT2Block, *EncoderLayer/*DecoderLayer (HF Llama/T5/BART/Whisper, nn.Transformer*Layer),
@@ -37,34 +39,68 @@ NO_BLOCKS_HINT = "no block boundary found: name the blocks with --blocks REGEX"
 @dataclass(frozen=True)
 class Layer:
     name: str  # qualified module name, e.g. "stage1.0.branch.conv1"; MHA input proj: "<attn>.in_proj"
-    kind: str  # one of KINDS: "conv", "linear", "conv1d_t" (HF Conv1D, in x out), "embedding"
+    kind: str  # one of KINDS: "conv", "linear", "conv1d_t" (HF Conv1D, in x out), "conv_transpose"
+    # (in x out/groups x k...), "embedding"
     module: nn.Module
-    param: str = "weight"  # the attribute of ``module`` holding the matrix
+    # the attribute path of ``module`` holding the trained parameter: "weight", or for a weight
+    # re-parametrized by torch (weight_norm, spectral_norm) its weight-shaped original,
+    # "parametrizations.weight.original1" (v) / ".original", or old-style weight_norm's "weight_v"
+    param: str = "weight"
 
     @property
     def weight(self) -> nn.Parameter:
-        return getattr(self.module, self.param)
+        """The trained parameter: its gradient is the layer row's (docs/architectures.md)."""
+        out = self.module
+        for part in self.param.split("."):
+            out = getattr(out, part)
+        return out
+
+    def effective(self) -> torch.Tensor:
+        """The weight the forward pass uses, detached: the parameter itself, or what a
+        parametrization makes of it (evaluated with the parametrizations in eval mode, so that
+        spectral_norm's power iteration does not advance: no state of the model changes)."""
+        if self.param == "weight_v":  # old-style weight_norm: recomputed by each forward
+            return getattr(self.module, "weight").detach()
+        if not self.param.startswith("parametrizations."):
+            return self.weight.detach()
+        plist = self.module.parametrizations["weight"]
+        modes = [m.training for m in plist.modules()]
+        try:
+            plist.eval()
+            with torch.no_grad():
+                return self.module.weight.detach()
+        finally:
+            for m, mode in zip(plist.modules(), modes, strict=True):
+                m.training = mode
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.weight.shape)
 
     @property
+    def groups(self) -> int:
+        return int(getattr(self.module, "groups", 1)) if self.kind in ("conv", "conv_transpose") else 1
+
+    @property
     def fan_out(self) -> int:
-        """Outputs of the map: the first dimension of ``matrix`` (He et al. 2015's fan-out)."""
-        return fan_out(self.kind, self.shape)
+        """Outputs of the map (He et al. 2015's fan-out)."""
+        return fan_out(self.kind, self.shape, self.groups)
 
     @property
     def matrix(self) -> torch.Tensor:
-        """The detached weight as the map acts: out x in (x kernel). HF's Conv1D stores in x out and
-        computes x @ W, so it is transposed; singular values, hence every rank metric, and the
-        gradient norm are the same either way."""
-        w = self.weight.detach()
+        """The detached effective weight as the map acts: out x in (x kernel). HF's Conv1D stores
+        in x out and computes x @ W, so it is transposed; ConvTranspose is left as stored (in x
+        out/groups x k, the adjoint's layout). Singular values, hence every rank metric, and the
+        gradient norm are the same either way (resdiag/metrics/rank.py, weight_matrices)."""
+        w = self.effective()
         return w.T if self.kind == "conv1d_t" else w
 
 
-def fan_out(kind: str, shape: tuple[int, ...]) -> int:
-    """``Layer.fan_out`` from a shape read once (HF Conv1D stores in x out)."""
+def fan_out(kind: str, shape: tuple[int, ...], groups: int = 1) -> int:
+    """``Layer.fan_out`` from a shape read once: HF Conv1D stores in x out, ConvTranspose
+    in x out/groups x k."""
+    if kind == "conv_transpose":
+        return shape[1] * groups
     return shape[1] if kind == "conv1d_t" else shape[0]
 
 
@@ -115,15 +151,36 @@ def _matrices(name: str, module: nn.Module) -> list[Layer]:
         params = ("in_proj_weight",) if module.in_proj_weight is not None else \
             ("q_proj_weight", "k_proj_weight", "v_proj_weight")
         return [Layer(f"{name}.{p.removesuffix('_weight')}", "linear", module, p) for p in params]
-    if not isinstance(getattr(module, "weight", None), nn.Parameter):
+    param = _weight_param(module)
+    if param is None:
         return []
     if isinstance(module, WEIGHT_LAYERS):
-        return [Layer(name, "linear" if isinstance(module, nn.Linear) else "conv", module)]
+        return [Layer(name, "linear" if isinstance(module, nn.Linear) else "conv", module, param)]
+    if isinstance(module, CONV_TRANSPOSE):
+        return [Layer(name, "conv_transpose", module, param)]
     if _is_hf_conv1d(module):
-        return [Layer(name, "conv1d_t", module)]
+        return [Layer(name, "conv1d_t", module, param)]
     if isinstance(module, EMBEDDINGS):
-        return [Layer(name, "embedding", module)]
+        return [Layer(name, "embedding", module, param)]
     return []
+
+
+def _weight_param(module: nn.Module) -> str | None:
+    """Where a module's trained weight lives: "weight"; for a torch parametrization of "weight"
+    (parametrizations.weight_norm, spectral_norm ...) its largest original, which is weight-shaped
+    (weight_norm's v, spectral_norm's unnormalised W); for old-style nn.utils.weight_norm,
+    "weight_v". None when the module has no weight parameter."""
+    if parametrize.is_parametrized(module, "weight"):
+        plist = module.parametrizations["weight"]
+        names = [n for n, p in plist.named_parameters(recurse=False) if n.startswith("original")]
+        if names:
+            best = max(names, key=lambda n: getattr(plist, n).numel())
+            return f"parametrizations.weight.{best}"
+        return None
+    if isinstance(getattr(module, "weight_v", None), nn.Parameter) and \
+            isinstance(getattr(module, "weight_g", None), nn.Parameter):
+        return "weight_v"
+    return "weight" if isinstance(getattr(module, "weight", None), nn.Parameter) else None
 
 
 def find_layers(model: nn.Module) -> list[Layer]:

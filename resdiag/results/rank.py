@@ -46,6 +46,7 @@ class FeatureRankRow:
     tokens: int = 0
     token_erank_ratio: float = math.nan  # erank of each sample's centred tokens / min(T - 1, D)
     token_res: float = math.nan  # ||X_b - 1 xbar_b^T||_F / ||X_b||_F (Dong et al. 2021, over tokens)
+    token_features: int = 0  # D, features per token (0 when not a sequence)
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def _gain_median(layers, shapes, weight_norms) -> float:
     """The median weight gain of the matmuls (resdiag/metrics/scale.py), from their Frobenius norms."""
     # FSDP1 leaves each rank a flat (1-D, possibly empty) slice of every weight outside forward:
     # its fan-out is unknown there, so such a layer has no gain (all of them: NaN, not measured)
-    matmuls = [(wn, fan_out(layer.kind, shape))
+    matmuls = [(wn, fan_out(layer.kind, shape, layer.groups))
                for layer, shape, wn in zip(layers, shapes, weight_norms, strict=True)
                if layer.kind in MATMUL_KINDS and len(shape) >= 2]
     return median_gain([wn for wn, _ in matmuls], [n for _, n in matmuls])

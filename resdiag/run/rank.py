@@ -95,7 +95,8 @@ def rank_from_probe(
     ``layers``: the model's ``find_layers`` when the caller keeps them (the Monitor does)."""
     probe.collect()
     layers = (find_layers(model) if layers is None else layers) if spectra else []
-    computed = weight_spectra([layer.weight.detach() for layer in layers], conv=conv, rtol=rtol, atol=atol)
+    computed = weight_spectra([layer.effective() for layer in layers], conv=conv, rtol=rtol, atol=atol,
+                              groups=[layer.groups for layer in layers])
     weights = tuple(
         WeightRank(i, layer.name, layer.kind, layer.shape, sp.matrix_shape, sp.num_matrices, sp.erank,
                    sp.erank_ratio, sp.stable_rank, sp.numerical_rank, sp.spectral_norm,
@@ -143,6 +144,8 @@ def _summary(weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ..
     )
 
 
-def _token_fields(t) -> tuple[int, float, float]:
-    """(tokens, token_erank_ratio, token_res) of a boundary's TokenRank; (0, NaN, NaN) if none."""
-    return (0, math.nan, math.nan) if t is None else (t.tokens, t.token_erank_ratio, t.token_res)
+def _token_fields(t) -> tuple[int, float, float, int]:
+    """(tokens, token_erank_ratio, token_res, token_features) of a boundary's TokenRank; (0, NaN,
+    NaN, 0) if none."""
+    return (0, math.nan, math.nan, 0) if t is None else (t.tokens, t.token_erank_ratio, t.token_res,
+                                                         t.features)

@@ -17,6 +17,8 @@ NEUTRAL = {"float": 1.0, "int": 0, "str": "", "bool": True}
 def make(cls, **kw):
     """An instance of a result dataclass: healthy placeholders (1.0, finite) except ``kw``."""
     values = {f.name: NEUTRAL.get(str(f.type), ()) for f in dataclasses.fields(cls)}
+    if cls is FeatureRankRow:
+        values["shape"] = (256, 64)  # a batch and width at which every feature rule can fire
     return cls(**{**values, **kw})
 
 

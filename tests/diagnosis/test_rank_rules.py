@@ -67,10 +67,45 @@ def test_token_rules_fire_on_sequence_boundaries_only():
     collapsed = [seq(0, 0.8, 0.9, 0.9), seq(1, 0.8, 2e-7, 0.1)]
     v = run([weight(0)], collapsed)
     assert v.status == "collapse" and {"tokens.res", "tokens.retention"} <= rules(v)
-    assert run([weight(0)], collapsed, token_res=1e-7, token_retention=1e-9).status == "healthy"
+    assert run([weight(0)], collapsed, token_res=1e-7, token_retention=0.1).status == "healthy"
 
 
 def test_unmeasured_token_rank_is_inconclusive():
     rows = [seq(0, 0.8, 0.9, 0.9), seq(1, 0.8, math.nan, math.nan)]
     v = run([weight(0)], rows)
     assert v.status == "inconclusive" and rules(v) == {"evidence.tokens"}
+
+
+def test_an_embedding_is_not_weight_evidence_nor_judged_by_the_weight_rule():
+    from dataclasses import replace
+
+    table = replace(weight(0, ratio=0.01), kind="embedding")  # a low-rank lookup table
+    v = run([table], [feature(0, 0.8), feature(1, 0.8)])
+    assert v.status == "inconclusive" and rules(v) == {"evidence.weights"}
+    v = run([table, weight(1)], [feature(0, 0.8), feature(1, 0.8)])
+    assert v.status == "healthy"
+
+
+def test_a_network_whose_only_listed_weight_is_an_embedding_is_inconclusive():
+    import torch
+    from torch import nn
+
+    from resdiag.probes.features import FeatureProbe
+    from resdiag.results import ModelInfo
+    from resdiag.run.rank import rank_from_probe
+
+    class Mix(nn.Module):  # a matmul on a raw parameter: not a layer resdiag can find
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 8))
+
+        def forward(self, x):
+            return x + torch.relu(x @ self.w)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(32, 8), nn.Sequential(Mix(), Mix()))
+    with torch.no_grad(), FeatureProbe(model, [("1.0", model[1][0]), ("1.1", model[1][1])]) as probe:
+        model(torch.randint(0, 32, (64, 6)))
+    r = rank_from_probe(model, probe, ModelInfo("emb", "custom", 0, {}))
+    assert [w.kind for w in r.weights] == ["embedding"]
+    assert "evidence.weights" in rules(r.verdict) and r.verdict.status != "healthy"

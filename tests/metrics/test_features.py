@@ -80,3 +80,18 @@ def test_any_non_finite_entry_flags_without_poisoning_others(bad):
     r, ok = via_gram(x, clean)
     assert not r.finite and all(np.isnan(getattr(r, f)) for f in ("erank", "rank1_distance", "response_std"))
     assert ok.finite and ok.erank == pytest.approx(feature_rank(clean).erank, rel=1e-9)
+
+
+def test_responses_of_different_batch_sizes_are_measured_each_against_numpy():
+    """Multi-crop or routed blocks see other batch sizes: each response keeps its own metrics,
+    in order (the stack of every Gram raised 'stack expects each tensor to be equal size')."""
+    rng = np.random.default_rng(2)
+    xs = [rng.standard_normal((b, 12)) + 0.3 for b in (8, 16, 8, 5)]
+    got = via_gram(*[torch.from_numpy(x) for x in xs])
+    for x, r in zip(xs, got, strict=True):
+        s = np.linalg.svd(x - x.mean(0), compute_uv=False)
+        p = s / s.sum()
+        assert r.batch == x.shape[0]
+        assert r.erank == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-9)
+        assert r.erank_ratio == pytest.approx(r.erank / min(x.shape[0] - 1, 12), rel=1e-12)
+        assert r.response_std == pytest.approx(x.std(), rel=1e-12)

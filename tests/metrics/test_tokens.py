@@ -14,7 +14,7 @@ def _numpy(x: np.ndarray, eps: float):
         t, d = xb.shape
         c = xb - xb.mean(0, keepdims=True)
         s = np.linalg.svd(c, compute_uv=False)
-        tol = max(max(t, d) * eps * np.linalg.norm(xb), np.sqrt(max(t, d) * np.finfo(float).eps) * s[0])
+        tol = max(4 * eps * np.linalg.norm(xb), np.sqrt(max(t, d) * np.finfo(float).eps) * s[0])
         s = np.where(s > tol, s, 0.0)
         p = s / s.sum() if s.sum() > 0 else s
         nz = p[p > 0]
@@ -86,3 +86,27 @@ def test_huge_values_do_not_overflow():
 def test_needs_three_dims():
     with pytest.raises(ValueError):
         token_stats(torch.randn(4, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_tokens_keep_their_rank(dtype):
+    """bfloat16 tokens of width 256: the floor max(T, D) eps ||X||_F was >= ||X||_F (erank 0 for
+    every sample); the tokens' own rounding is a few eps ||X_b||_F whatever D is. Against a float64
+    SVD of the same (exact) half values, with the documented floor 4 eps ||X_b||_F."""
+    g = torch.Generator().manual_seed(4)
+    x = (torch.randn(3, 32, 256, generator=g) + 2.0).to(dtype)
+    eps = torch.finfo(dtype).eps
+    got = token_stats(x).numpy()
+    want = _numpy(x.double().numpy(), eps)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert (got[:, 1] > 0.9).all()  # i.i.d. tokens: near-full token rank, in any precision
+    unfloored = _numpy(x.double().numpy(), 0.0)
+    np.testing.assert_allclose(got[:, 1], unfloored[:, 1], rtol=1e-12)  # no real direction dropped
+
+
+def test_half_precision_tokens_equal_up_to_rounding_are_collapsed():
+    g = torch.Generator().manual_seed(5)
+    row = torch.randn(1, 1, 256, generator=g)
+    x = (row + torch.finfo(torch.bfloat16).eps * torch.randn(2, 16, 256, generator=g) * row.abs())
+    r = token_rank(x.to(torch.bfloat16))
+    assert r.token_erank == 0.0 and 0 < r.token_res < 0.02

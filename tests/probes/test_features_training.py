@@ -76,3 +76,37 @@ def test_accumulation_step_is_ranked_on_its_first_micro_batch(k):
         h.remove()
     for (name, erank, _), xl in zip(got, xs, strict=False):
         assert erank == pytest.approx(_erank(xl), rel=1e-6), name
+
+
+def test_blocks_that_see_other_batch_sizes_are_recorded_not_a_crash():
+    """A multi-crop network: the first block sees the batch, the next ones both crops stacked."""
+    from torch import nn
+
+    from resdiag.api import Monitor
+
+    class Block(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.lin = nn.Linear(d, d)
+
+        def forward(self, x):
+            return x + torch.relu(self.lin(x))
+
+    class MultiCrop(nn.Module):
+        def __init__(self, d=16):
+            super().__init__()
+            self.inp, self.stage1, self.head = nn.Linear(12, d), Block(d), nn.Linear(d, 3)
+            self.stage2 = nn.Sequential(Block(d), Block(d))
+
+        def forward(self, x):
+            h = self.stage1(self.inp(x))
+            h = self.stage2(torch.cat([h, h.flip(-1)], 0))
+            return self.head(h[: x.shape[0]] + h[x.shape[0]:])
+
+    torch.manual_seed(0)
+    model = MultiCrop()
+    monitor = Monitor(model, every=1, features=True, blocks=r"stage1|stage2\.\d")
+    with monitor.record(0) as rec:
+        nn.functional.cross_entropy(model(torch.randn(8, 12)), torch.zeros(8, dtype=torch.long)).backward()
+    assert [f.shape[0] for f in rec.rank.features] == [8, 16, 16, 16]
+    assert all(0 < f.erank_ratio <= 1 for f in rec.rank.features)
