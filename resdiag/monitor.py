@@ -39,7 +39,8 @@ from resdiag.data import DataSpec
 from resdiag.diagnosis.thresholds import GradThresholds, RankThresholds
 from resdiag.metrics.registry import GRAD_FLOW, RANK, values
 from resdiag.probes.features import FeatureProbe
-from resdiag.probes.training import StepProbe, loss_scale
+from resdiag.probes.training import StepProbe
+from resdiag.probes.unscale import loss_scale
 from resdiag.probes.layers import find_blocks, find_layers, unwrap
 from resdiag.results import GradFlowResult, ModelInfo, RankResult, encode
 from resdiag.run.common import model_info
@@ -167,9 +168,10 @@ class Monitor:
             raise
         holder.fill(self.end(scaler=scaler, optimizer=optimizer))
 
-    def begin(self, step: int) -> None:
+    def begin(self, step: int, at_init: bool | None = None) -> None:
         """Open a recorded step (``record`` does this; callbacks call it before the first
-        micro-batch's forward)."""
+        micro-batch's forward). ``at_init``: whether the weights are still the initial ones
+        (default: ``step == 0``); the weight-scale rule speaks only of those."""
         if self._open is not None:
             raise RuntimeError(f"step {self._open[0]} is still being recorded")
         modules = self._modules_now()
@@ -182,7 +184,7 @@ class Monitor:
         except BaseException:
             stack.close()
             raise
-        self._open = (step, stack, probe, fprobe)
+        self._open = (step, stack, probe, fprobe, step == 0 if at_init is None else at_init)
 
     def _modules_now(self) -> list[tuple[str, nn.Module]]:
         """The model's modules as they are now. When one was added, removed or replaced since they
@@ -201,12 +203,12 @@ class Monitor:
         step: read ``.grad`` once, unscale by ``scaler`` (or the Monitor's), emit the record."""
         if self._open is None:
             raise RuntimeError("no recorded step is open (call begin(step) first)")
-        step, stack, probe, fprobe = self._open
+        step, stack, probe, fprobe, at_init = self._open
         try:
             scale, weights_scaled = loss_scale(scaler if scaler is not None else self.scaler,
                                                optimizer if optimizer is not None else self.optimizer)
             step_record = probe.step(all_reduce=True, scale=scale, weights_scaled=weights_scaled)
-            recording = self._recording(step, probe, step_record, fprobe, scale)
+            recording = self._recording(step, probe, step_record, fprobe, at_init)
         finally:
             self._close()
         self.history.append(recording)
@@ -227,7 +229,7 @@ class Monitor:
             self._open[1].close()
             self._open = None
 
-    def _recording(self, step, probe, step_record, fprobe, scale) -> Recording:
+    def _recording(self, step, probe, step_record, fprobe, at_init) -> Recording:
         from resdiag.run.gradflow import grad_flow_from_probe
 
         if self.info is None:  # counted once, again when the modules change
@@ -238,7 +240,7 @@ class Monitor:
         mode = "train" if self.model.training else "eval"
         result = grad_flow_from_probe(probe, info, math.nan, 1, batch, 0, _device(self.model),
                                       DataSpec("user"), mode, self.thresholds, objective=self.objective,
-                                      at_init=step == 0)  # later steps: weights the loop has trained
+                                      at_init=at_init)  # later steps: weights the loop has trained
         rank = None
         if fprobe is not None:
             from resdiag.run.rank import rank_from_probe
@@ -248,7 +250,7 @@ class Monitor:
             rank = rank_from_probe(self.model, fprobe, info, self.rank_thresholds, spectra=spectra,
                                    layers=self.layers)
         return Recording(step, result, rank, self._param_norms(probe), micro_batches=probe.micro_batches,
-                         loss_scale=float(scale) if scale is not None else 1.0)
+                         loss_scale=probe.loss_scale_value)
 
     def _param_norms(self, probe: StepProbe) -> dict[str, float]:
         """||p.grad|| by parameter name as Lightning's ``grad_norm`` names them for the module the

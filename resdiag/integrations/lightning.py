@@ -41,6 +41,11 @@ class ResdiagCallback(Recorder, Callback):
         if not pl_module.automatic_optimization and m.due(trainer.global_step + 1):
             m.begin(trainer.global_step + 1)
 
+    def on_validation_start(self, trainer, pl_module) -> None:
+        m = self.monitor  # a record opened early for the next manual-optimization step: not validation's
+        if m is not None and m.is_open and not pl_module.automatic_optimization:
+            m.abort()
+
     def on_train_end(self, trainer, pl_module) -> None:
         if self.monitor is not None:
             self.monitor.abort()  # a step that never reached its optimizer step

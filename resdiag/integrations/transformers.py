@@ -49,7 +49,7 @@ class ResdiagCallback(Recorder, TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
         m, step = self.monitor, state.global_step + 1  # the Trainer's number for this update
         if m is not None and not m.is_open and m.due(step):
-            m.begin(step)
+            m.begin(step, at_init=state.global_step == 0)
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         m = self.monitor

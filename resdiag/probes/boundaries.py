@@ -177,7 +177,8 @@ class BoundaryHooks:
         """Count the calls of the model (``self._call``): a call starts when the outermost of the
         modules that hold every block (``model``, its unwrapped inner module, the common ancestors of
         the blocks) is entered outside a backward. A framework that runs an inner module (Lightning's
-        ``self.model(x)`` under a Monitor of the LightningModule) is counted there."""
+        ``self.model(x)`` under a Monitor of the LightningModule) is counted there; blocks run by a
+        loop outside every such module start a call at each entry into the first block."""
         def pre(module, args) -> None:
             if not in_backward():
                 self._call += self._depth == 0
@@ -224,7 +225,11 @@ class BoundaryHooks:
         return key if n == 1 else f"{key}#{n}"
 
     def _pre_hook(self, name: str):
+        first = name == self.blocks[0][0]
+
         def hook(module, args, kwargs):
+            if first and self._depth == 0 and not in_backward():
+                self._call += 1  # blocks run by the caller's own loop: each pass through them a call
             if not self._active():
                 return
             x = block_input(args, kwargs)

@@ -78,7 +78,7 @@ class GradientProbe(BoundaryHooks):
         self._reentrant: bool | None = None  # own_backward: a reentrant checkpoint in the graph
         self._from_backward = False  # this step's weight gradients came from backward()
         self._reached: set[int] = set()  # this step's model calls that a backward reached
-        self._inert = 0  # this step's block boundaries that did not require grad
+        self._inert: set[str] = set()  # this step's block boundaries that did not require grad
         super().__init__(find_blocks(model) if blocks is None else blocks)
         self.weights_from = weights_from
         self.model = model
@@ -147,7 +147,7 @@ class GradientProbe(BoundaryHooks):
                 tensor.register_hook(lambda grad: self._pending.add(grad, sink))
             return
         if not tensor.requires_grad and torch.is_grad_enabled():
-            self._inert += 1  # nothing upstream requires grad (a frozen part): no boundary
+            self._inert.add(label)  # nothing upstream requires grad (a frozen part): no boundary
             return
         slot = len(self._bgrad)
         self._bgrad.append(None)
@@ -269,12 +269,12 @@ class GradientProbe(BoundaryHooks):
             boundary_names=tuple(label for label, _ in self._bmeta),
             output_grad=values[-1],
             weight_trainable=tuple(layer.weight.requires_grad for layer in self.layers),
-            inert_boundaries=self._inert,
+            inert_boundaries=len(self._inert),
         )
         self.steps.append(step)
         self._wgrad = [None] * len(self.layers)
         self._bgrad, self._bmeta, self._calls, self._ograd = [], [], {}, None
-        self._call, self._reached, self._inert = 0, set(), 0
+        self._call, self._reached, self._inert = 0, set(), set()
         self._watched, self._from_backward, self._recompute, self._segment = [], False, {}, {}
         return step
 

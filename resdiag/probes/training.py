@@ -39,6 +39,7 @@ from resdiag.probes.boundaries import (in_backward, keep_boundaries, output_to_h
 from resdiag.probes.grad import GradientProbe, GradStep
 from resdiag.probes.layers import Layer, named_parameters, unwrap
 from resdiag.probes.sharded import dtensor_class, flat_sharded, flat_sharded_norms, grad_norms, world_size
+from resdiag.probes.unscale import to_host
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
 
@@ -53,9 +54,9 @@ class StepProbe(GradientProbe):
         when the step opens); else they are read when the step closes."""
         super().__init__(model, layers=layers, blocks=blocks, weights_from="grad")
         self._modules = modules
-        Entry = tuple[int, str]  # (model call, label): one boundary of one call
+        Entry = tuple[int, int, str]  # (model call, micro-batch, label): one boundary of one call
         self._norms: dict[Entry, list[torch.Tensor]] = {}  # its norm(s); the output's under _OUTPUT
-        self._entries: list[tuple[int, str, int]] = []  # (call, label, micro-batch), in forward order
+        self._entries: list[Entry] = []  # in forward order
         self._shape: dict[Entry, tuple[int, ...]] = {}
         self._backward_seen = False
         self._live: set[Entry] = set()  # hooked (in forward, or on a recomputation)
@@ -72,8 +73,12 @@ class StepProbe(GradientProbe):
         # a reset, after which the step is the passes since (an LBFGS closure, SAM's second pass)
         self._acc: dict[int, tuple[int, weakref.ref, int]] = {}
         self._tasks: set[int] = set()  # the autograd graph tasks that accumulated
-        self._single = world_size() == 1 and type(model).__name__ != "DistributedDataParallel"
+        dist = torch.distributed
+        self._single = not (dist.is_available() and dist.is_initialized()) and world_size() == 1
         self._reset_at = 0  # the micro-batches before this one were reset
+        self._hooked = 0  # parameters with a post-accumulate hook
+        self._stepped = False  # an optimizer stepped after the last accumulation, inside the record
+        self.loss_scale_value = 1.0  # the loss scale divided out, as read in the step's one sync
         self.micro_batches = 0
         self.param_grad_norms: dict[str, float] = {}  # ||.grad|| by parameter name, set by step()
 
@@ -86,6 +91,13 @@ class StepProbe(GradientProbe):
             for p in params.values():
                 if p.requires_grad and p.is_leaf:
                     self._handles.append(p.register_post_accumulate_grad_hook(self._accumulate))
+                    self._hooked += 1
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self._handles.append(register_optimizer_step_post_hook(self._optimizer_stepped))
+
+    def _optimizer_stepped(self, *args) -> None:
+        self._stepped = True
 
     def _accumulate(self, param: torch.Tensor) -> None:
         g, prev = param.grad, self._acc.get(id(param))
@@ -95,6 +107,7 @@ class StepProbe(GradientProbe):
         self._acc[id(param)] = (self.micro_batches, weakref.ref(g), g._version)
         self._tasks.add(torch._C._current_graph_task_id())
         self._backward_seen = True  # a forward after this starts a new micro-batch
+        self._stepped = False
 
     def _since_backward(self, param: torch.Tensor) -> str:
         """What became of ``param``'s .grad since this step's last accumulation into it: "none"
@@ -120,20 +133,23 @@ class StepProbe(GradientProbe):
             waiting = self._recomputed(label, tensor)  # the entry of the call it recomputes
             if waiting is not None:  # its gradient comes in the checkpoint's own, nested backward
                 self._hook(tensor, waiting, nested=True)
+                # the backward recomputing a reentrant checkpoint trains (autograd.grad refuses one),
+                # even when every parameter it reaches sits inside the checkpoint
+                self._tasks.add(torch._C._current_graph_task_id())
             return
         if not tensor.requires_grad and torch.is_grad_enabled():
-            self._inert += 1  # nothing upstream requires grad (a frozen part): no boundary
+            self._inert.add(label)  # nothing upstream requires grad (a frozen part): no boundary
             return
-        entry = (self._call, label)
+        entry = (self._call, self.micro_batches, label)
         if entry not in self._shape:
-            self._entries.append((*entry, self.micro_batches))
+            self._entries.append(entry)
             self._shape[entry] = tuple(tensor.shape)
         if tensor.requires_grad:
             self._hook(tensor, entry)
         else:  # inside a reentrant checkpoint: hooked on recompute (a no_grad region never is)
             self._await_recompute(label.split("#")[0], entry)
 
-    def _hook(self, tensor: torch.Tensor, entry: tuple[int, str], nested: bool = False) -> None:
+    def _hook(self, tensor: torch.Tensor, entry: tuple[int, int, str], nested: bool = False) -> None:
         """Keep dE/d``tensor`` of each backward with the graph task that computed it (None: the
         nested backward of a reentrant checkpoint, part of the backward that called it)."""
         self._live.add(entry)
@@ -141,7 +157,7 @@ class StepProbe(GradientProbe):
         def hook(grad: torch.Tensor) -> None:
             task = None if nested else torch._C._current_graph_task_id()
             self._pending.add(grad, lambda norm: self._norms.setdefault(entry, []).append((task, norm)))
-            if not self._tracked:
+            if not self._hooked:  # no parameter to see the backward accumulate: this is the sign
                 self._backward_seen = True
 
         tensor.register_hook(hook)
@@ -149,7 +165,7 @@ class StepProbe(GradientProbe):
     def _output_hook(self, module, args, output) -> None:
         out = output_to_hook(output)
         if out is not None:
-            self._hook(out, (self._call, _OUTPUT))
+            self._hook(out, (self._call, self.micro_batches, _OUTPUT))
 
     def step(self, all_reduce: bool = False, scale: torch.Tensor | float | None = None,
              weights_scaled: bool | dict = True) -> GradStep:
@@ -178,7 +194,9 @@ class StepProbe(GradientProbe):
             activation = all_reduce_norms(activation)
         if isinstance(weights_scaled, dict):
             weights_scaled = [weights_scaled.get(id(p), weights_scaled[None]) for p in params]
-        host = _to_host(gnorms, wnorms, activation, scale, weights_scaled)
+        read: dict = {}
+        host = to_host(gnorms, wnorms, activation, scale, weights_scaled, read)
+        self.loss_scale_value = read.get("scale", 1.0)
         n, m = len(grads), len(weights)
         g_host, w_host, a_host = host[:n], host[n:n + m], host[n + m:]
         by_id = dict(zip(unique, w_host, strict=True))
@@ -187,12 +205,13 @@ class StepProbe(GradientProbe):
         rows = [where[id(w)] for w in layer_weights]
         # a row is the .grad a training backward of this step accumulated: not one left from an
         # earlier step (zero_grad(set_to_none=False), a layer frozen since) or no backward reached,
-        # nor one zeroed after its backward (optimizer.step and zero_grad inside the record)
+        # nor one zeroed by optimizer.zero_grad() after an optimizer step inside the record
         since = [self._since_backward(p) if self._tracked else "kept" for p in params]
-        zeroed = [i for i in rows if since[i] == "changed" and g_host[i] == 0]
+        zeroed = [i for i in rows if self._stepped and since[i] == "changed"
+                  and (grads[i] is None or params[i].grad is None or g_host[i] == 0)]
         if zeroed:
-            warnings.warn(f"resdiag: the .grad of {len(zeroed)} layer(s) was zeroed after its backward, "
-                          "inside the record: close it before optimizer.zero_grad()", stacklevel=3)
+            warnings.warn(f"resdiag: the .grad of {len(zeroed)} layer(s) was zeroed after an optimizer step "
+                          "inside the record: close the record before optimizer.step()", stacklevel=3)
         got = [seen[i] and since[i] != "none" and i not in zeroed for i in rows]
         values = [g_host[i] if ok else math.nan for i, ok in zip(rows, got, strict=True)]
         step = GradStep(weight_grad=tuple(values),
@@ -201,7 +220,7 @@ class StepProbe(GradientProbe):
                         boundary_shapes=tuple(shapes[label] for label in labels),
                         boundary_names=tuple(labels), output_grad=a_host[-1],
                         weight_trainable=tuple(w.requires_grad for w in layer_weights),
-                        inert_boundaries=self._inert)
+                        inert_boundaries=len(self._inert))
         self.steps.append(step)
         return step
 
@@ -220,45 +239,21 @@ class StepProbe(GradientProbe):
                           "(zero_grad between them: an optimizer closure such as LBFGS, or SAM): the "
                           f"record is of the last {self.micro_batches} pass(es)", stacklevel=4)
         norms = {entry: [n for task, n in got if task is None or not self._tasks or task in self._tasks]
-                 for entry, got in self._norms.items()}
-        reached = {c for (c, _), got in norms.items() if got}
-        kept = [(c, label, mb) for c, label, mb in self._entries if (c, label) in self._live
-                and c in reached and label.split("#")[0] not in self.ambiguous and mb >= self._reset_at]
+                 for entry, got in self._norms.items() if entry[1] >= self._reset_at}
+        reached = {c for (c, _, _), got in norms.items() if got}
+        kept = [entry for entry in self._entries if entry in self._live and entry[0] in reached
+                and entry[2].split("#")[0] not in self.ambiguous and entry[1] >= self._reset_at]
         merged: dict[str, list[torch.Tensor]] = {}
         shapes: dict[str, tuple[int, ...]] = {}
-        for (c, label, _), name in zip(kept, renumber([e[1] for e in kept], [e[2] for e in kept]),
-                                       strict=True):
-            merged.setdefault(name, []).extend(norms.get((c, label), []))
-            shapes.setdefault(name, self._shape[(c, label)])
+        for entry, name in zip(kept, renumber([e[2] for e in kept], [e[1] for e in kept]), strict=True):
+            merged.setdefault(name, []).extend(norms.get(entry, []))
+            shapes.setdefault(name, self._shape[entry])
         labels = list(merged)
         labels = [labels[i] for i in keep_boundaries(labels)] if labels else []
         boundary = [_combine(merged[label]) if merged[label] else None for label in labels]
-        output = [n for (_, label), got in norms.items() if label == _OUTPUT for n in got]
+        output = [n for (_, _, label), got in norms.items() if label == _OUTPUT for n in got]
         output = _combine(output) if output else None
         return labels, shapes, [*zero_if_unreached(boundary, [output, *others]), output]
-
-
-def loss_scale(scaler, optimizers=None) -> tuple[torch.Tensor | None, bool | dict]:
-    """The loss scale of a ``torch.amp.GradScaler`` for this step's backward (read before
-    ``update()``), as a device tensor, and whether ``.grad`` still holds scaled values: False once
-    ``unscale_`` has run (Lightning and HF Trainer do before their hooks). With ``optimizers``
-    (one scaler for several, as in torch's AMP examples), per parameter of theirs: {id: scaled}."""
-    if scaler is None or not scaler.is_enabled() or getattr(scaler, "_scale", None) is None:
-        return None, True
-    from torch.amp.grad_scaler import OptState
-
-    states = getattr(scaler, "_per_optimizer_states", {})
-    unscaled = any(s.get("stage") is OptState.UNSCALED for s in states.values())
-    if optimizers is None:
-        return scaler._scale.detach().double(), not unscaled
-    scaled: dict = {None: not unscaled}
-    for opt in optimizers if isinstance(optimizers, (list, tuple)) else [optimizers]:
-        # the optimizer the scaler saw: a framework's wrapper (Lightning, accelerate) holds it
-        seen = [o for o in (opt, getattr(opt, "optimizer", None), getattr(opt, "_optimizer", None))
-                if o is not None and id(o) in states]
-        still = not seen or states[id(seen[0])].get("stage") is not OptState.UNSCALED
-        scaled |= {id(p): still for group in opt.param_groups for p in group["params"]}
-    return scaler._scale.detach().double(), scaled
 
 
 def _reduce(model, pending, grads, weights):
@@ -279,37 +274,3 @@ def _combine(norms: list[torch.Tensor]) -> torch.Tensor:
     """sqrt(sum_m n_m^2) of one boundary's norms over the step's micro-batches (the norm of the
     concatenated gradient), scaled like every norm (no square overflows); one norm is itself."""
     return norms[0] if len(norms) == 1 else l2_norm(torch.stack(norms))
-
-
-def _to_host(gnorms, wnorms, activation, scale, weights_scaled) -> list[float]:
-    """One host copy (the step's one sync) of every norm and of the loss scale; on the host, the
-    gradient norms divided by the scale (the weight gradients only while ``.grad`` still holds
-    scaled values: ``weights_scaled``, one flag or one per gradient), the same IEEE float64
-    division the device would make; NaN where absent."""
-    groups = (gnorms, wnorms, activation)
-    present = [v for values in groups for v in values if v is not None]
-    if not present:
-        return [math.nan] * (len(gnorms) + len(wnorms) + len(activation))
-    if scale is not None:
-        present.append(torch.as_tensor(scale, dtype=torch.float64).to(present[0].device).reshape(()))
-    host = torch.stack(present).cpu().tolist()
-    divisor = host.pop() if scale is not None else None
-    per = weights_scaled if isinstance(weights_scaled, list) else [weights_scaled] * len(gnorms)
-    divide = [*per, *[False] * len(wnorms), *[True] * len(activation)]
-    values = iter(host)
-    out: list[float] = []
-    for v, div in zip((*gnorms, *wnorms, *activation), divide, strict=True):
-        if v is None:
-            out.append(math.nan)
-        else:
-            out.append(_divide(next(values), divisor) if div and divisor is not None else next(values))
-    return out
-
-
-def _divide(a: float, b: float) -> float:
-    """a / b as IEEE float64 division gives it (x/0 is inf, 0/0 and NaN/0 NaN), without Python's
-    ZeroDivisionError."""
-    try:
-        return a / b
-    except ZeroDivisionError:
-        return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1.0, b)

@@ -168,3 +168,24 @@ def test_manual_optimization_records_every_optimizers_step():
     for r in cb.history:  # D's steps are even, G's odd: each record holds what that optimizer applied
         for name, want in module.applied[r.step].items():
             assert r.param_norms[name] == pytest.approx(want, rel=1e-9), (r.step, name)
+
+
+def test_validation_between_manual_optimization_batches_is_not_recorded():
+    """After the last optimizer step of a batch the next record opens at once; a validation run
+    before the next batch (val_check_interval) must not land in it."""
+
+    class GANWithVal(GAN):
+        def validation_step(self, b, i):
+            self.D(b[0])
+
+    cb = ResdiagCallback(every=1, features=True)
+    module = GANWithVal()
+    x, y = batch(32)
+    data = torch.utils.data.TensorDataset(x, y)
+    trainer = L.Trainer(max_steps=4, callbacks=[cb], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                        devices=1, val_check_interval=1, limit_val_batches=2, num_sanity_val_steps=0)
+    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=8),
+                torch.utils.data.DataLoader(data, batch_size=8))
+    rows = [len(r.rank.features) for r in cb.history]  # D's steps call D twice, G's once
+    assert len(rows) == 4 and rows[0] == rows[2] and rows[1] == rows[3], rows

@@ -3,6 +3,7 @@
 
 import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -344,10 +345,161 @@ def test_a_grad_zeroed_inside_the_record_is_not_read_as_a_zero_gradient():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = batch(8)
     monitor = Monitor(model, every=1)
-    with pytest.warns(UserWarning, match="zeroed after its backward"):
+    with pytest.warns(UserWarning, match="zeroed after an optimizer step"):
         with monitor.record(0) as rec:
             nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
             opt.zero_grad(set_to_none=False)
     assert "zero" not in {f.rule for f in rec.result.verdict.findings}
     assert not any(layer.has_grad for layer in rec.result.layers)
+
+
+# -- second review: what must not be flagged, and loops that bypass the model's forward ----------
+
+def boundary_reference(model, x, y) -> list[float]:
+    """||dE/dx_l|| by plain hooks and torch.autograd.grad, whatever is frozen."""
+    xs: list[torch.Tensor] = []
+    blocks = list(model.blocks)
+    handles = [b.register_forward_pre_hook(lambda m, a: xs.append(a[0])) for b in blocks]
+    handles.append(blocks[-1].register_forward_hook(lambda m, a, o: xs.append(o)))
+    loss = nn.functional.cross_entropy(model(x), y)
+    for h in handles:
+        h.remove()
+    return [float(g.double().norm()) for g in torch.autograd.grad(loss, xs)]
+
+
+def test_a_gradient_that_is_exactly_zero_stays_zero_after_clipping_in_the_record():
+    """.grad changed in place inside the record (clip_grad_norm_, as HF's Trainer always runs; DDP's
+    bucket copy) but no optimizer step: a true gradient of 0 (a zero-initialised branch) is 0."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    nn.init.zeros_(model.blocks[0].fc2.weight)  # fc1's gradient is then exactly 0
+    x, y = batch(8)
+    monitor = Monitor(model, every=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with monitor.record(0) as rec:
+            nn.functional.cross_entropy(model(x), y).backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1e9)
+    row = {layer.name: layer for layer in rec.result.layers}["blocks.0.fc1"]
+    assert row.has_grad and row.grad_norm == 0.0
+
+
+def test_micro_batches_are_told_apart_when_the_monitored_model_trains_nothing():
+    """Prompt tuning, an adapter outside the monitored module: no parameter to see a backward."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    model.requires_grad_(False)
+    x, y = batch(8)
+    x.requires_grad_(True)
+    bounds = boundary_reference(copy.deepcopy(model), x, y)
+    monitor = Monitor(model, every=1)
+    with monitor.record(0) as rec:
+        for xm, ym in zip(x.chunk(2), y.chunk(2)):
+            (nn.functional.cross_entropy(model(xm), ym) / 2).backward()
+    assert rec.micro_batches == 2
+    assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(bounds, rel=1e-5)
+
+
+def test_reentrant_checkpoints_holding_every_trained_parameter():
+    """LoRA-style: only the blocks train, each under a reentrant checkpoint (HF gradient
+    checkpointing with enable_input_require_grads): every accumulation is in the checkpoints' nested
+    backwards, and the outer backward that recomputes them is a training one too."""
+    torch.manual_seed(0)
+    model = ResNetMLP(ckpt="reentrant")
+    model.stem.requires_grad_(False)
+    model.head.requires_grad_(False)
+    model.stem.register_forward_hook(lambda m, a, o: o.requires_grad_(True))
+    ref = copy.deepcopy(model)
+    ref.ckpt = None
+    x, y = batch(8)
+    bounds = boundary_reference(ref, x, y)
+    monitor = Monitor(model, every=1)
+    with monitor.record(0) as rec:
+        nn.functional.cross_entropy(model(x), y).backward()
+    assert rec.result.verdict.status == "healthy"
+    assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(bounds, rel=1e-5)
+
+
+@pytest.mark.parametrize("case", ["sam", "pseudo_labels"])
+def test_a_loop_that_runs_the_blocks_itself(case):
+    """The model's own forward never runs (the loop calls its parts): each pass through the first
+    block is a model call, and each micro-batch keeps its own boundaries."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+
+    def run(x):
+        h = model.stem(x)
+        for block in model.blocks:
+            h = block(h)
+        return model.head(h)
+
+    x, y = batch(8)
+    x2 = x + 0.5
+    ref = copy.deepcopy(model)
+    _, bounds = reference(ref, x2, y, list(ref.blocks))
+    monitor = Monitor(model, every=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with monitor.record(0) as rec:
+            if case == "sam":
+                nn.functional.cross_entropy(run(x), y).backward()
+                model.zero_grad(set_to_none=True)
+            else:
+                run(x).detach()
+            nn.functional.cross_entropy(run(x2), y).backward()
+    assert rec.result.verdict.status == "healthy"
+    assert [b.grad_norm for b in rec.result.boundaries] == pytest.approx(bounds, rel=1e-5)
+
+
+def test_after_a_reset_the_output_gradient_is_the_last_passes_too():
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    x, y = batch(8)
+    x2 = x + 0.5
+    out = copy.deepcopy(model)(x2)
+    (want,) = torch.autograd.grad(nn.functional.cross_entropy(out, y), out)
+    monitor = Monitor(model, every=1)
+    with pytest.warns(UserWarning, match="reset"):
+        with monitor.record(0) as rec:
+            nn.functional.cross_entropy(model(x), y).backward()
+            model.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x2), y).backward()
+    assert rec.result.summary.output_grad_norm == pytest.approx(float(want.double().norm()), rel=1e-6)
+
+
+def test_frozen_boundaries_are_counted_once_whatever_the_micro_batches():
+    from examples.user_models import frozen_backbone
+
+    torch.manual_seed(0)
+    model = frozen_backbone()
+    x = torch.randn(8, 3, 32, 32)
+    y = torch.randint(0, 10, (8,))
+    counts = []
+    for k in (1, 4):
+        monitor = Monitor(model, every=1)
+        with monitor.record(0) as rec:
+            for xm, ym in zip(x.chunk(k), y.chunk(k)):
+                (nn.functional.cross_entropy(model(xm), ym) / k).backward()
+        counts.append(rec.result.verdict.scope.inert_boundaries)
+        model.zero_grad(set_to_none=True)
+    assert counts == [3, 3]
+
+
+def test_at_init_is_the_callers_to_say():
+    """The HF Trainer numbers its first update 1, taken on the initial weights: the weight-scale rule,
+    a statement about initialisations, still applies (``begin(step, at_init=True)``)."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(8.0)  # gain far above 2: scale.gain fires on initial weights
+    x, y = batch(8)
+    rules = []
+    for at_init in (True, False):
+        monitor = Monitor(model, every=1)
+        monitor.begin(1, at_init=at_init)
+        nn.functional.cross_entropy(model(x), y).backward()
+        rules.append({f.rule for f in monitor.end().result.verdict.findings})
+        model.zero_grad(set_to_none=True)
+    assert "scale.gain" in rules[0] and "scale.gain" not in rules[1]

@@ -1,4 +1,4 @@
-"""``StepProbe``'s one host copy (``_to_host``): order, NaN for absent norms, and the loss scale
+"""``StepProbe``'s one host copy (``to_host``): order, NaN for absent norms, and the loss scale
 divided out on the host with the bits the device division gives, only where it applies."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from resdiag.probes.training import _divide, _to_host
+from resdiag.probes.unscale import _divide, to_host
 
 
 def _t(v: float) -> torch.Tensor:
@@ -23,7 +23,7 @@ def test_scale_divided_where_it_applies_with_device_bits(weights_scaled):
     scale = torch.tensor([2.0**16 * 1.5], dtype=torch.float32)  # GradScaler's _scale: shape (1,)
     gnorms = [g[0], None, g[1], g[2]]
     activation = [a[0], None, a[1]]
-    got = _to_host(gnorms, list(w.unbind()), activation, scale.double(), weights_scaled)
+    got = to_host(gnorms, list(w.unbind()), activation, scale.double(), weights_scaled)
     s = scale.double()
     want_g = (g / s if weights_scaled else g).tolist()
     want = [want_g[0], math.nan, want_g[1], want_g[2], *w.tolist(), *(a / s).tolist()[:1], math.nan,
@@ -34,8 +34,8 @@ def test_scale_divided_where_it_applies_with_device_bits(weights_scaled):
 
 
 def test_nothing_present_and_no_scale():
-    assert all(math.isnan(v) for v in _to_host([None], [], [None, None], None, True))
-    assert _to_host([_t(2.0)], [_t(3.0)], [_t(4.0)], None, True) == [2.0, 3.0, 4.0]
+    assert all(math.isnan(v) for v in to_host([None], [], [None, None], None, True))
+    assert to_host([_t(2.0)], [_t(3.0)], [_t(4.0)], None, True) == [2.0, 3.0, 4.0]
 
 
 def test_divide_is_ieee_division():
