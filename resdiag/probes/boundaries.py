@@ -256,15 +256,16 @@ def call_chain(model: nn.Module, block_names: list[str]) -> list[nn.Module]:
 
     inner = unwrap(model)
     chain = {id(model): model, id(inner): inner}
-    modules = dict(inner.named_modules())
     parts = [name.split(".") for name in block_names]
     for depth in range(1, min(map(len, parts), default=1)):
         prefix = parts[0][:depth]
         if any(p[:depth] != prefix for p in parts):
             break
-        module = modules.get(".".join(prefix))
-        if module is not None:
-            chain.setdefault(id(module), module)
+        try:
+            module = inner.get_submodule(".".join(prefix))
+        except AttributeError:
+            continue
+        chain.setdefault(id(module), module)
     return list(chain.values())
 
 

@@ -50,6 +50,8 @@ class Layer:
     @property
     def weight(self) -> nn.Parameter:
         """The trained parameter: its gradient is the layer row's (docs/architectures.md)."""
+        if "." not in self.param:
+            return getattr(self.module, self.param)
         out = self.module
         for part in self.param.split("."):
             out = getattr(out, part)

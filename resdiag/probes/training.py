@@ -38,7 +38,7 @@ from resdiag.probes.boundaries import (in_backward, keep_boundaries, output_to_h
                                        zero_if_unreached)
 from resdiag.probes.grad import GradientProbe, GradStep
 from resdiag.probes.layers import Layer, named_parameters, unwrap
-from resdiag.probes.sharded import dtensor_class, flat_sharded, flat_sharded_norms, grad_norms, world_size
+from resdiag.probes.sharded import dtensor_class, flat_sharded, flat_sharded_norms, grad_norms
 from resdiag.probes.unscale import to_host
 
 _OUTPUT = "<output>"  # the label under which ||dE/d output|| is kept
@@ -60,11 +60,13 @@ class StepProbe(GradientProbe):
         self._shape: dict[Entry, tuple[int, ...]] = {}
         self._backward_seen = False
         self._live: set[Entry] = set()  # hooked (in forward, or on a recomputation)
-        # Which backward passes train: those that accumulate into a parameter's .grad (a post-
+        # Which backward passes train: those that accumulate into a layer weight's .grad (a post-
         # accumulate hook sees them), not an autograd.grad() call (a gradient penalty, a PINN's
         # du/dx), whose tensor hooks fire too. Sharded weights are reduced into .grad by FSDP,
         # outside any such hook: there every backward counts, and .grad is read as it is.
-        dtensor = dtensor_class()
+        dist = torch.distributed
+        distributed = dist.is_available() and dist.is_initialized()
+        dtensor = dtensor_class() if distributed else None  # DTensors live in a process group
         self._tracked = not flat_sharded(model) and not (
             dtensor is not None and any(isinstance(layer.weight, dtensor) for layer in self.layers))
         # id(param) -> (micro-batch, its .grad (weak), ._version) after its last accumulation: an
@@ -73,8 +75,7 @@ class StepProbe(GradientProbe):
         # a reset, after which the step is the passes since (an LBFGS closure, SAM's second pass)
         self._acc: dict[int, tuple[int, weakref.ref, int]] = {}
         self._tasks: set[int] = set()  # the autograd graph tasks that accumulated
-        dist = torch.distributed
-        self._single = not (dist.is_available() and dist.is_initialized()) and world_size() == 1
+        self._single = not distributed
         self._reset_at = 0  # the micro-batches before this one were reset
         self._hooked = 0  # parameters with a post-accumulate hook
         self._stepped = False  # an optimizer stepped after the last accumulation, inside the record
@@ -84,10 +85,8 @@ class StepProbe(GradientProbe):
 
     def _install(self) -> None:
         self._install_root_hooks()
-        if self._tracked:
-            modules = self._modules if self._modules is not None else list(unwrap(self.model).named_modules())
-            params = {id(p): p for _, p in named_parameters(modules)}
-            params.update({id(layer.weight): layer.weight for layer in self.layers})
+        if self._tracked:  # the layer weights: the rows, and enough to tell a training backward
+            params = {id(w): w for w in (layer.weight for layer in self.layers)}
             for p in params.values():
                 if p.requires_grad and p.is_leaf:
                     self._handles.append(p.register_post_accumulate_grad_hook(self._accumulate))
@@ -206,7 +205,7 @@ class StepProbe(GradientProbe):
         # a row is the .grad a training backward of this step accumulated: not one left from an
         # earlier step (zero_grad(set_to_none=False), a layer frozen since) or no backward reached,
         # nor one zeroed by optimizer.zero_grad() after an optimizer step inside the record
-        since = [self._since_backward(p) if self._tracked else "kept" for p in params]
+        since = {i: self._since_backward(params[i]) if self._tracked else "kept" for i in rows}
         zeroed = [i for i in rows if self._stepped and since[i] == "changed"
                   and (grads[i] is None or params[i].grad is None or g_host[i] == 0)]
         if zeroed:
