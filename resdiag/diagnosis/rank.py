@@ -22,7 +22,8 @@ Evidence rules (status "inconclusive"; "healthy" needs every rule applied):
                         judge them): the weight rule was not applied (not raised when the
                         spectra were not asked for: ``weights_measured=False``, the Monitor's
                         ``spectra_every``; the result says so in ``weights_measured``).
-``evidence.tokens``     sequence boundaries whose token rank could not be measured.
+``evidence.tokens``     sequence boundaries whose token rank could not be measured (non-finite, or
+                        3-D boundaries whose token axis could not be decided: probes/layout.py).
 A rule that cannot discriminate at the batch (token count) measured is not applied either, and an
 ``evidence.features`` (``evidence.tokens``) finding names it and the minimum it needs
 (resdiag/diagnosis/reach.py: a batch of 4 for retention, 2 for rank1; 6 tokens for tokens.retention).
@@ -139,6 +140,14 @@ def _tokens(features: tuple[FeatureRankRow, ...], t: RankThresholds, found: list
     """The token rules (resdiag/diagnosis/tokens.py) on the sequence boundaries, if there are any;
     a network without (batch, tokens, features) boundaries has no token rank to judge. A rule that
     cannot discriminate at the token count measured is reported, not applied (diagnosis/reach.py)."""
+    unknown = [f.name for f in features if len(f.shape) == 3 and f.tokens == 0]
+    if unknown:  # resdiag/probes/layout.py could not tell tokens from features there
+        why = (f"token rank not measured at {', '.join(unknown[:3])}{' ...' if len(unknown) > 3 else ''}: "
+               "no module inside the block takes its 3-D input as it is, or they disagree on which "
+               "axis holds the features (docs/tokens.md, \"Layout\"), so the token rules were not applied")
+        if not any(f.rule == "non_finite" for f in found):
+            return [Finding("evidence.tokens", "inconclusive", float(len(unknown)), math.nan, why, DEGRADATION)]
+        return []
     seq = [f for f in features if f.tokens > 0]
     if not seq:
         return []
