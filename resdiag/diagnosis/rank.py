@@ -1,8 +1,11 @@
 """Rank verdict: collapse, non_finite, healthy or inconclusive, from documented rules.
 
-``features.retention``  erank_ratio(x_L) / erank_ratio(x_0) < ``feature_retention`` -> "collapse":
-                        the degradation argument of He et al. 2015/2016 (most hidden units respond alike, and the
-                        product of many layers lowers the rank further), measured as the effective
+``features.retention``  min(e_L, c) / min(e_0, c) < ``feature_retention`` -> "collapse", e_l the erank
+                        at x_l, c = min(c_0, c_L), c_l = min(b_l - 1, f_l) (reach.py, ``common_retention``;
+                        erank_ratio(x_L) / erank_ratio(x_0) when the ceilings are equal). It tests
+                        the degradation argument of He et al. 2015/2016 (most hidden units respond
+                        alike, and the product of many layers lowers the rank further): does depth
+                        lower the effective rank? Measured as the effective
                         rank (Roy & Vetterli 2007) of the centred features.
 ``features.rank1``      ||X_L - X_1||_F / ||X_L||_F < ``rank1_distance`` -> "collapse": the features
                         at the output are close to rank one (Dong et al. 2021's measure of rank
@@ -19,7 +22,8 @@ Evidence rules (status "inconclusive"; "healthy" needs every rule applied):
                         judge them): the weight rule was not applied (not raised when the
                         spectra were not asked for: ``weights_measured=False``, the Monitor's
                         ``spectra_every``; the result says so in ``weights_measured``).
-``evidence.tokens``     sequence boundaries whose token rank could not be measured.
+``evidence.tokens``     sequence boundaries whose token rank could not be measured (non-finite, or
+                        3-D boundaries whose token axis could not be decided: probes/layout.py).
 A rule that cannot discriminate at the batch (token count) measured is not applied either, and an
 ``evidence.features`` (``evidence.tokens``) finding names it and the minimum it needs
 (resdiag/diagnosis/reach.py: a batch of 4 for retention, 2 for rank1; 6 tokens for tokens.retention).
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import math
 
-from resdiag.diagnosis.reach import rank1_blocked, retention_blocked, token_res_blocked
+from resdiag.diagnosis.reach import ceiling, rank1_blocked, retention_blocked, token_res_blocked
 from resdiag.diagnosis.thresholds import RankThresholds
 from resdiag.diagnosis.tokens import TokenThresholds, diagnose_tokens, not_applied
 from resdiag.results import FeatureRankRow, Finding, RankSummary, Verdict, WeightRank
@@ -60,9 +64,7 @@ def diagnose_rank(
     r = summary.feature_erank_retention
     if "features.retention" not in blocked and math.isfinite(r) and r < t.feature_retention:
         findings.append(Finding("features.retention", "collapse", r, t.feature_retention,
-                                f"feature erank ratio falls from {summary.feature_erank_ratio_first:.3g} "
-                                f"at x_0 to {summary.feature_erank_ratio_last:.3g} at x_L "
-                                f"(retention {r:.3g} < {t.feature_retention:g})", DEGRADATION))
+                                _retention_message(features, summary, r, t.feature_retention), DEGRADATION))
     d = summary.rank1_distance_last
     if "features.rank1" not in blocked and math.isfinite(d) and d < t.rank1_distance:
         findings.append(Finding("features.rank1", "collapse", d, t.rank1_distance,
@@ -95,13 +97,24 @@ def _blocked(features: tuple[FeatureRankRow, ...], t: RankThresholds, summary: R
     (resdiag/diagnosis/reach.py); empty without two finite boundaries (other findings say why)."""
     if len(features) < 2 or not all(f.finite for f in features):
         return {}
-    (b, f0), (b_last, f_last) = _size(features[0]), _size(features[-1])
-    ratio_first = summary.feature_erank_ratio_first
-    reach = ratio_first * min(b_last - 1, f_last) if math.isfinite(ratio_first) else 0.0
-    reasons = {"features.retention": retention_blocked("batch", "features.retention", b_last, f_last,
-                                                       reach, t.feature_retention),
-               "features.rank1": rank1_blocked(b_last, f_last, t.rank1_distance)}
+    first, last = _size(features[0]), _size(features[-1])
+    reasons = {"features.retention": retention_blocked("batch", "features.retention", first, last,
+                                                       features[0].erank, t.feature_retention),
+               "features.rank1": rank1_blocked(*last, t.rank1_distance)}
     return {rule: why for rule, why in reasons.items() if why is not None}
+
+
+def _retention_message(features: tuple[FeatureRankRow, ...], summary: RankSummary, r: float, t: float) -> str:
+    """The features.retention sentence: the ratios when x_0 and x_L share a ceiling, else the eranks
+    under the common ceiling."""
+    (c0, cl) = (ceiling(*_size(f)) for f in (features[0], features[-1])) if len(features) >= 2 else (0, 0)
+    if c0 == cl:
+        return (f"feature erank ratio falls from {summary.feature_erank_ratio_first:.3g} at x_0 to "
+                f"{summary.feature_erank_ratio_last:.3g} at x_L (retention {r:.3g} < {t:g})")
+    c = min(c0, cl)
+    return (f"feature erank falls from {min(features[0].erank, c):.3g} at x_0 to "
+            f"{min(features[-1].erank, c):.3g} at x_L, both capped at their common ceiling {c} "
+            f"(ceilings {c0} and {cl}; retention {r:.3g} < {t:g})")
 
 
 def _evidence(summary: RankSummary, weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ...],
@@ -127,6 +140,14 @@ def _tokens(features: tuple[FeatureRankRow, ...], t: RankThresholds, found: list
     """The token rules (resdiag/diagnosis/tokens.py) on the sequence boundaries, if there are any;
     a network without (batch, tokens, features) boundaries has no token rank to judge. A rule that
     cannot discriminate at the token count measured is reported, not applied (diagnosis/reach.py)."""
+    unknown = [f.name for f in features if len(f.shape) == 3 and f.tokens == 0]
+    if unknown:  # resdiag/probes/layout.py could not tell tokens from features there
+        why = (f"token rank not measured at {', '.join(unknown[:3])}{' ...' if len(unknown) > 3 else ''}: "
+               "no module inside the block takes its 3-D input as it is, or they disagree on which "
+               "axis holds the features (docs/tokens.md, \"Layout\"), so the token rules were not applied")
+        if not any(f.rule == "non_finite" for f in found):
+            return [Finding("evidence.tokens", "inconclusive", float(len(unknown)), math.nan, why, DEGRADATION)]
+        return []
     seq = [f for f in features if f.tokens > 0]
     if not seq:
         return []
@@ -145,10 +166,12 @@ def _tokens(features: tuple[FeatureRankRow, ...], t: RankThresholds, found: list
         blocked["tokens.retention"] = (f"tokens.retention not applied: the token erank at {first.name} is "
                                        "0 (every token alike in every sample), so retention is undefined")
     else:
-        reach = first.token_erank_ratio * min(last.tokens - 1, width)
-        blocked["tokens.retention"] = retention_blocked("token count", "tokens.retention", last.tokens,
-                                                        width, reach, t.token_retention)
+        e0 = first.token_erank_ratio * ceiling(first.tokens, first.token_features or first.tokens)
+        blocked["tokens.retention"] = retention_blocked("token count", "tokens.retention",
+                                                        (first.tokens, first.token_features or first.tokens),
+                                                        (last.tokens, width), e0, t.token_retention)
     out = [Finding("evidence.tokens", "inconclusive", float(last.tokens), math.nan, why, DEGRADATION)
            for why in blocked.values() if why is not None]
-    fired = diagnose_tokens(res, ratio, names, TokenThresholds(t.token_res, t.token_retention))
+    ceilings = [ceiling(f.tokens, f.token_features or f.tokens) for f in seq]
+    fired = diagnose_tokens(res, ratio, names, TokenThresholds(t.token_res, t.token_retention), ceilings)
     return out + [f for f in fired if blocked.get(f.rule) is None]

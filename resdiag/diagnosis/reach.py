@@ -7,11 +7,16 @@ does and ``features.retention`` reads "healthy"; a single sample is always rank 
 sentence naming the minimum size it needs), or None when it can; the caller reports the sentence as
 an ``evidence.*`` finding with status "inconclusive" instead of applying the rule. Pure arithmetic.
 
-``features.retention`` (and ``tokens.retention``) compare an erank ratio at x_L with the one at x_0.
-The most collapsed x_L that is not all-equal is rank one: erank 1, erank ratio 1 / c_L with
-c_L = min(b - 1, f_L). Its retention is (1 / c_L) / ratio_0, so the rule can fire on it only when
-its reach ratio_0 * c_L exceeds 1 / threshold: at the default 0.5, a batch of at least 4 (c_L >= 3)
-and an x_0 that is not itself confined to 2 effective directions.
+``features.retention`` (and ``tokens.retention``) compare the effective rank at x_L with the one at
+x_0 under their common ceiling (``common_retention``): with c_l = min(b_l - 1, f_l) (centring removes
+one dimension; for tokens min(T - 1, D)) and c = min(c_0, c_L),
+retention = min(e_L, c) / min(e_0, c). When the ceilings are equal this is erank_ratio(x_L) /
+erank_ratio(x_0); when they differ (a block that lifts a 3-wide input to 128 features) a ratio of
+ratios compares numbers with different denominators, and reads a rank that grew 2.99 -> 13.8 as a
+fall 0.998 -> 0.108. The most collapsed x_L that is not all-equal is rank one, erank 1, retention
+1 / min(e_0, c); the rule can fire on it only when its reach min(e_0, c) exceeds 1 / threshold: at
+the default 0.5, a batch of at least 4 (c >= 3) and an x_0 that spans more than 2 effective
+directions, and at least 3 features at x_0 and at x_L.
 ``features.rank1`` fires when ||X - X_1||_F / ||X||_F < t; that distance is at most
 sqrt(1 - 1 / min(b, f)) (a flat spectrum), so it can read "not collapsed" only when
 min(b, f) >= 1 / (1 - t^2): a batch of 2 at the default 0.1.
@@ -35,22 +40,40 @@ def rank1_min_size(threshold: float) -> int:
     return math.ceil(1.0 / (1.0 - threshold * threshold))
 
 
-def retention_blocked(what: str, rule: str, count: int, features_last: int, reach: float,
-                      threshold: float) -> str | None:
+def ceiling(count: int, features: int) -> int:
+    """The centred rank ceiling min(count - 1, features) of a count x features matrix (count: samples
+    or tokens), at least 0."""
+    return max(min(count - 1, features), 0)
+
+
+def common_retention(erank_first: float, ceiling_first: int, erank_last: float, ceiling_last: int) -> float:
+    """min(e_L, c) / min(e_0, c), c = min(c_0, c_L): the erank kept from x_0 to x_L, both measured
+    against the lower of their two ceilings (above); NaN when min(e_0, c) is 0 or not finite."""
+    c = min(ceiling_first, ceiling_last)
+    if not (math.isfinite(erank_first) and math.isfinite(erank_last) and min(erank_first, c) > 0):
+        return math.nan
+    return min(erank_last, c) / min(erank_first, c)
+
+
+def retention_blocked(what: str, rule: str, first: tuple[int, int], last: tuple[int, int],
+                      erank_first: float, threshold: float) -> str | None:
     """Why ``rule`` (a retention rule) cannot fire, or None. ``what``: "batch" or "token count";
-    ``count``: b (or T) at x_L; ``reach``: 1 / (the retention a rank-one x_L would read)."""
-    limit = 1.0 / threshold
-    if reach > limit:
+    ``first``, ``last``: (count, features) at x_0 and x_L, count b (or T); ``erank_first``: e_0.
+    The reach is min(e_0, c) (above): 1 / (the retention a rank-one x_L would read)."""
+    c = min(ceiling(*first), ceiling(*last))
+    reach = min(erank_first, c) if math.isfinite(erank_first) else 0.0
+    if reach > 1.0 / threshold:
         return None
     need = retention_min_ceiling(threshold)
     unit = "samples" if what == "batch" else "tokens"
     rank_one = f"even a rank-one x_L would keep retention >= {threshold:g}, so {rule} cannot fire"
-    if count - 1 < need:
-        return (f"{rule} not applied: a {what} of {count} leaves at most {max(count - 1, 0)} centred "
-                f"dimensions; {rank_one}: it needs at least {need + 1} {unit}{_hint(what)}")
-    if features_last < need:
-        return (f"{rule} not applied: x_L has {features_last} features per {unit[:-1]}; {rank_one}: "
-                f"it needs at least {need}")
+    for (count, features), at in ((last, "x_L"), (first, "x_0")):
+        if count - 1 < need:
+            return (f"{rule} not applied: a {what} of {count} at {at} leaves at most {max(count - 1, 0)} "
+                    f"centred dimensions; {rank_one}: it needs at least {need + 1} {unit}{_hint(what)}")
+        if features < need:
+            return (f"{rule} not applied: {at} has {features} features per {unit[:-1]}; {rank_one}: "
+                    f"it needs at least {need} at x_0 and at x_L")
     if not reach > 0:
         return None  # every sample (token) alike at x_0: the caller's own sentence
     return (f"{rule} not applied: x_0 is too close to rank one (a rank-one x_L would read retention "

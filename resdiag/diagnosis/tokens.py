@@ -6,8 +6,11 @@
                 pure attention loses rank doubly exponentially with depth" (ICML), Theorem 2.2:
                 without skip connections (and MLPs) res(X) of self-attention outputs goes to 0
                 doubly exponentially in depth; skip connections prevent it (their Section 3).
-``tokens.retention``  token_erank_ratio(x_L) / token_erank_ratio(x_0) is below ``min_retention``
-                -> "collapse": the tokens span far fewer directions at the output than at the input
+``tokens.retention``  min(e_L, c) / min(e_0, c) is below ``min_retention`` -> "collapse", e_l the
+                batch-mean token erank at x_l (token_erank_ratio * c_l), c_l = min(T_l - 1, D_l),
+                c = min(c_0, c_L) (resdiag/diagnosis/reach.py, ``common_retention``); without
+                ``ceilings``, or when they are equal, token_erank_ratio(x_L) / token_erank_ratio(x_0).
+                "collapse": the tokens span far fewer directions at the output than at the input
                 (the effective rank of Roy & Vetterli 2007 on each sample's centred tokens).
 
 Pure: numbers and thresholds in, findings out (docs/tokens.md has the calibration). The rules need
@@ -21,6 +24,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from resdiag.diagnosis.reach import common_retention
 from resdiag.results import Finding
 
 DONG = "Dong, Cordonnier & Loukas 2021, Attention is not all you need (token rank collapse, Thm 2.2)"
@@ -52,9 +56,11 @@ def diagnose_tokens(
     token_erank_ratio: Sequence[float],
     names: Sequence[str],
     t: TokenThresholds = TokenThresholds(),
+    ceilings: Sequence[int] | None = None,
 ) -> list[Finding]:
     """Findings of the token rules on the 3-D boundaries x_0..x_L (forward order): batch means of
     ``token_res`` and ``token_erank_ratio`` (``resdiag.metrics.tokens.TokenRank``) and their labels.
+    ``ceilings``: each boundary's min(T - 1, D); without them the first and last are taken as equal.
     Empty when no rule fires or when ``not_applied`` gives a reason (the caller reports it)."""
     if not_applied(token_res, names) is not None:
         return []
@@ -66,10 +72,14 @@ def diagnose_tokens(
                                 f"{t.min_res:g}; {token_res[0]:.3g} at {names[0]})", DONG))
     first, last = token_erank_ratio[0], token_erank_ratio[-1]
     if len(names) >= 2 and first > 0:
-        kept = last / first
+        c0, cl = (ceilings[0], ceilings[-1]) if ceilings else (1, 1)
+        kept = common_retention(first * c0, c0, last * cl, cl)
         if kept < t.min_retention:
+            how = (f"token erank ratio falls from {first:.3g} at {names[0]} to {last:.3g} at {names[-1]}"
+                   if c0 == cl else
+                   f"token erank falls from {min(first * c0, min(c0, cl)):.3g} at {names[0]} to "
+                   f"{min(last * cl, min(c0, cl)):.3g} at {names[-1]}, both capped at their common "
+                   f"ceiling {min(c0, cl)} (ceilings {c0} and {cl})")
             findings.append(Finding("tokens.retention", "collapse", kept, t.min_retention,
-                                    f"token erank ratio falls from {first:.3g} at {names[0]} to "
-                                    f"{last:.3g} at {names[-1]} (retention {kept:.3g} < "
-                                    f"{t.min_retention:g})", ERANK))
+                                    f"{how} (retention {kept:.3g} < {t.min_retention:g})", ERANK))
     return findings

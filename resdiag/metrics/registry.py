@@ -57,7 +57,8 @@ _add(
            "erank ratio x_0"),
     Metric("feature_erank_ratio_last", RANK, "higher", "erank / min(batch - 1, features) at x_L",
            "erank ratio x_L", "abs:0.05"),
-    Metric("feature_erank_retention", RANK, "higher", "erank ratio at x_L / erank ratio at x_0",
+    Metric("feature_erank_retention", RANK, "higher", "min(erank x_L, c) / min(erank x_0, c), c the lower "
+           "of their ceilings min(batch - 1, features) (the erank ratio's quotient when they are equal)",
            "erank retention", "abs:0.05"),
     Metric("rank1_distance_last", RANK, "higher", "||X_L - X_1||_F / ||X_L||_F", "rank-1 dist x_L",
            "abs:0.05"),
@@ -69,8 +70,8 @@ _add(
            "W stable rank median"),
     Metric("token_res_last", RANK, "higher", "Dong et al.'s res(X) across tokens at the last sequence "
            "boundary, averaged over samples (docs/tokens.md)", "token res x_L"),
-    Metric("token_erank_retention", RANK, "higher", "per-sample token erank ratio, last / first sequence "
-           "boundary (docs/tokens.md)", "token erank retention"),
+    Metric("token_erank_retention", RANK, "higher", "batch-mean token erank, last / first sequence "
+           "boundary, each capped at the lower of their ceilings min(T - 1, D) (docs/tokens.md)", "token erank retention"),
 )
 
 

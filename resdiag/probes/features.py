@@ -31,7 +31,8 @@ from resdiag.metrics.features import GramStats, feature_ranks_from_gram, gram_st
 from resdiag.metrics.rank import FeatureRank
 from resdiag.metrics.tokens import TokenRank, token_rank_from_stats, token_stats
 from resdiag.probes.boundaries import BoundaryHooks, in_backward, keep_boundaries, output_to_hook
-from resdiag.probes.layers import as_btd, find_blocks, sequence_layout
+from resdiag.probes.layers import as_btd, find_blocks
+from resdiag.probes.layout import LAYOUTS, LayoutVotes
 
 
 class FeatureProbe(BoundaryHooks):
@@ -45,9 +46,12 @@ class FeatureProbe(BoundaryHooks):
         self._branch: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
         self.boundaries: list[tuple[str, tuple[int, ...], FeatureRank]] = []
         self.branches: list[tuple[str, float]] = []
-        self._token_stats: list[tuple[str, tuple[int, ...], torch.Tensor]] = []
+        # label -> {layout: (btd shape, batch-mean token stats)}: one layout once the block's is
+        # decided, every candidate at its first call (resdiag/probes/layout.py)
+        self._token_stats: list[tuple[str, dict[str, tuple[tuple[int, ...], torch.Tensor]]]] = []
         self.tokens: list[tuple[str, tuple[int, ...], TokenRank]] = []
-        self._layout = {name: sequence_layout(block) for name, block in self.blocks}
+        self.layout_unknown: list[str] = []  # 3-D boundaries whose token axes could not be decided
+        self._votes = LayoutVotes(self.blocks)
         self.first_micro_batch = first_micro_batch
         self._backward_seen = False
 
@@ -59,6 +63,8 @@ class FeatureProbe(BoundaryHooks):
         self._backward_seen = True
 
     def _install(self) -> None:
+        for name, block in self.blocks:
+            self._handles += self._votes.hooks(name, block)
         if self.first_micro_batch:
             self._handles.append(self.model.register_forward_hook(self._output_hook))
         for name, block in self.blocks:
@@ -71,13 +77,20 @@ class FeatureProbe(BoundaryHooks):
         if out is not None:
             out.register_hook(self._seen_backward)
 
+    def close(self) -> None:
+        super().close()
+        self._votes.close()
+
     def _on_boundary(self, x, label: str) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim < 2 or self._skip():
             return
         self._stats.append((label, tuple(x.shape), gram_stats(x)))
         if x.ndim == 3:
-            seq = as_btd(x, self._layout[label.rsplit(":", 1)[0]])
-            self._token_stats.append((label, tuple(seq.shape), token_stats(seq).mean(0)))
+            layout = self._votes.layout[label.rsplit(":", 1)[0]]
+            candidates = LAYOUTS if layout is None else (layout,) if layout in LAYOUTS else ()
+            seqs = {lay: as_btd(x, lay) for lay in candidates}
+            self._token_stats.append((label, {lay: (tuple(s.shape), token_stats(s).mean(0))
+                                              for lay, s in seqs.items()}))
 
     def _branch_hook(self, name: str):
         def hook(module, args, output):
@@ -92,9 +105,17 @@ class FeatureProbe(BoundaryHooks):
         if not tokens:
             return
         tokens = [tokens[i] for i in keep_boundaries([t[0] for t in tokens])]
-        means = torch.stack([t[2] for t in tokens]).cpu()
-        self.tokens += [(label, shape, token_rank_from_stats(m, shape))
-                        for (label, shape, _), m in zip(tokens, means, strict=True)]
+        chosen = []
+        for label, by_layout in tokens:
+            layout = self._votes.layout.get(label.rsplit(":", 1)[0])
+            if layout in by_layout:
+                chosen.append((label, *by_layout[layout]))
+            elif label not in self.layout_unknown:
+                self.layout_unknown.append(label)
+        if chosen:
+            means = torch.stack([t[2] for t in chosen]).cpu()
+            self.tokens += [(label, shape, token_rank_from_stats(m, shape))
+                            for (label, shape, _), m in zip(chosen, means, strict=True)]
 
     def collect(self) -> None:
         """Compute the metrics of everything recorded since the last call (one sync per group)."""

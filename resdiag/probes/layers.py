@@ -249,19 +249,8 @@ def _outermost(candidates) -> list[tuple[str, nn.Module]]:
     return blocks
 
 
-def sequence_layout(block: nn.Module) -> str:
-    """How a block's 3-D inputs are laid out: "btd" (batch, tokens, features: HF, timm,
-    batch_first attention), "tbd" (nn.Transformer*Layer with batch_first=False), or "bdt"
-    (a block with Conv1d layers: batch, channels, positions). docs/tokens.md."""
-    if isinstance(block, TORCH_BLOCKS):
-        return "btd" if block.self_attn.batch_first else "tbd"
-    if any(isinstance(m, nn.Conv1d) for m in block.modules()):
-        return "bdt"
-    return "btd"
-
-
 def as_btd(x: torch.Tensor, layout: str) -> torch.Tensor:
-    """A 3-D boundary in (batch, tokens, features) order, from its ``sequence_layout``."""
+    """A 3-D boundary in (batch, tokens, features) order, from its layout (resdiag/probes/layout.py)."""
     if layout == "tbd":
         return x.transpose(0, 1)
     if layout == "bdt":

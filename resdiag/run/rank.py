@@ -12,6 +12,7 @@ from torch import nn
 import resdiag
 from resdiag.data import DataSpec
 from resdiag.diagnosis.rank import diagnose_rank
+from resdiag.diagnosis.reach import ceiling, common_retention
 from resdiag.diagnosis.thresholds import RankThresholds
 from resdiag.errors import ResdiagError
 from resdiag.metrics.rank import weight_spectra
@@ -133,15 +134,26 @@ def _summary(weights: tuple[WeightRank, ...], features: tuple[FeatureRankRow, ..
     return RankSummary(
         feature_erank_ratio_first=first,
         feature_erank_ratio_last=last,
-        feature_erank_retention=last / first if first and math.isfinite(first) else nan,
+        feature_erank_retention=_feature_retention(features[0], features[-1]) if features else nan,
         rank1_distance_last=features[-1].rank1_distance if features else nan,
         weight_erank_ratio_min=min(w_ratio, default=nan),
         weight_erank_ratio_median=statistics.median(w_ratio) if w_ratio else nan,
         weight_stable_rank_median=statistics.median(w_stable) if w_stable else nan,
         token_res_last=seq[-1].token_res if seq else nan,
-        token_erank_retention=(seq[-1].token_erank_ratio / seq[0].token_erank_ratio
-                               if seq and seq[0].token_erank_ratio > 0 else nan),
+        token_erank_retention=_token_retention(seq[0], seq[-1]) if seq else nan,
     )
+
+
+def _feature_retention(first: FeatureRankRow, last: FeatureRankRow) -> float:
+    """Erank kept from x_0 to x_L under their common ceiling (resdiag/diagnosis/reach.py)."""
+    c0, cl = (ceiling(f.shape[0], math.prod(f.shape[1:])) for f in (first, last))
+    return common_retention(first.erank, c0, last.erank, cl)
+
+
+def _token_retention(first: FeatureRankRow, last: FeatureRankRow) -> float:
+    """Batch-mean token erank kept, first to last sequence boundary, under their common ceiling."""
+    c0, cl = (ceiling(f.tokens, f.token_features or f.tokens) for f in (first, last))
+    return common_retention(first.token_erank_ratio * c0, c0, last.token_erank_ratio * cl, cl)
 
 
 def _token_fields(t) -> tuple[int, float, float, int]:

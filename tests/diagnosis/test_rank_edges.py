@@ -19,6 +19,7 @@ def make(cls, **kw):
     values = {f.name: NEUTRAL.get(str(f.type), ()) for f in dataclasses.fields(cls)}
     if cls is FeatureRankRow:
         values["shape"] = (256, 64)  # a batch and width at which every feature rule can fire
+        values["erank"] = 63.0  # erank_ratio 1 x the ceiling min(255, 64): retention reads erank
     return cls(**{**values, **kw})
 
 
