@@ -21,7 +21,9 @@ entries above ~1e19 square to inf. Here:
 - float64 tensors are first scaled by a power of two (exact) so that max |x| is in [1/2, 1), then
   the norm is scaled back: ||x|| = 2^e ||x / 2^e||, the classical scaled 2-norm (LAPACK's dnrm2
   idea, Blue 1978, "A portable Fortran program to find the Euclidean norm of a vector");
-- a NaN entry gives NaN and an inf entry (no NaN) gives inf, as in the naive norm.
+- a NaN entry gives NaN and an inf entry (no NaN) gives inf, as in the naive norm;
+- a sparse tensor (``nn.Embedding(sparse=True)``'s gradient) is reduced over the entries it stores,
+  a COO tensor's repeated indices summed first (``coalesce``): the norm of its dense form.
 
 Results are float64 tensors on the input's device; nothing is synchronised with the host.
 """
@@ -45,7 +47,7 @@ _NARROW = (torch.float16, torch.bfloat16, torch.float32)
 def l2_norm(t: Tensor) -> Tensor:
     """||t||_2 of the flattened tensor, float64, without under- or overflow (see the module).
     The probes call it once per boundary inside backward hooks, so it takes the shortest path."""
-    t = t.detach()
+    t = _stored_values(t.detach())
     if t.dtype in _NARROW:
         return _cpu_norms([t])[0] if t.numel() >= _SMALL and t.device.type == "cpu" else _foreach([t])[0]
     return l2_norms([t])[0]
@@ -58,6 +60,8 @@ def l2_norms(ts: Sequence[Tensor]) -> list[Tensor]:
     under autocast beside float32 parameter gradients, sends the whole call down its slow path of
     one kernel per tensor). The Monitor calls it on every gradient and weight of a model per
     recorded step: one pass, no per-tensor ``detach`` (the reductions run under ``no_grad``)."""
+    if any(t.layout is not torch.strided for t in ts):  # sparse gradients (Embedding(sparse=True))
+        ts = [_stored_values(t) for t in ts]
     out: list[Tensor | None] = [None] * len(ts)
     groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     with torch.no_grad():
@@ -75,6 +79,14 @@ def l2_norms(ts: Sequence[Tensor]) -> list[Tensor]:
             for i, n in zip(idx, norms, strict=True):
                 out[i] = n
     return out  # type: ignore[return-value]
+
+
+def _stored_values(t: Tensor) -> Tensor:
+    """The entries a sparse tensor holds (a COO tensor's duplicates summed first: ``coalesce``),
+    whose norm is the tensor's; a strided tensor itself."""
+    if t.layout is torch.strided:
+        return t
+    return (t.coalesce() if t.layout is torch.sparse_coo else t).values()
 
 
 def _foreach(ts: list[Tensor]) -> list[Tensor]:
