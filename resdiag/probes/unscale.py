@@ -18,7 +18,8 @@ def loss_scale(scaler, optimizers=None) -> tuple[torch.Tensor | None, bool | dic
     from torch.amp.grad_scaler import OptState
 
     states = getattr(scaler, "_per_optimizer_states", {})
-    unscaled = any(s.get("stage") is OptState.UNSCALED for s in states.values())
+    # unscale_ (UNSCALED) or scaler.step (STEPPED, which unscales first) has divided .grad already
+    unscaled = any(s.get("stage") is not OptState.READY for s in states.values())
     if optimizers is None:
         return scaler._scale.detach().double(), not unscaled
     scaled: dict = {None: not unscaled}
@@ -26,7 +27,7 @@ def loss_scale(scaler, optimizers=None) -> tuple[torch.Tensor | None, bool | dic
         # the optimizer the scaler saw: a framework's wrapper (Lightning, accelerate) holds it
         seen = [o for o in (opt, getattr(opt, "optimizer", None), getattr(opt, "_optimizer", None))
                 if o is not None and id(o) in states]
-        still = not seen or states[id(seen[0])].get("stage") is not OptState.UNSCALED
+        still = not seen or states[id(seen[0])].get("stage") is OptState.READY
         scaled |= {id(p): still for group in opt.param_groups for p in group["params"]}
     return scaler._scale.detach().double(), scaled
 

@@ -503,3 +503,18 @@ def test_at_init_is_the_callers_to_say():
         rules.append({f.rule for f in monitor.end().result.verdict.findings})
         model.zero_grad(set_to_none=True)
     assert "scale.gain" in rules[0] and "scale.gain" not in rules[1]
+
+
+def test_a_scaler_step_inside_the_record_is_not_unscaled_twice():
+    """scaler.step(opt) unscales .grad before stepping (stage STEPPED): the rows are divided once."""
+    torch.manual_seed(0)
+    model = ResNetMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    x, y = batch(8)
+    monitor = Monitor(model, every=1, scaler=scaler)
+    with monitor.record(0) as rec:
+        scaler.scale(nn.functional.cross_entropy(model(x), y)).backward()
+        scaler.step(opt)
+    want = float(model.head.weight.grad.double().norm())  # unscaled by scaler.step
+    assert rec.param_norms["head.weight"] == pytest.approx(want, rel=1e-9)
