@@ -91,6 +91,11 @@ class Target:
         """``model`` (default: the target's; e.g. its DistributedDataParallel wrapper) on ``batch``.
         With ``loss = "model"`` token ids are also passed as ``labels`` (HuggingFace's convention)."""
         model = model if model is not None else self.model
+        x = batch.inputs
+        if self.inputs.kind == "image" and isinstance(x, torch.Tensor) and x.is_floating_point():
+            dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
+            if dtype != x.dtype:  # a bfloat16/float16 model gets its synthetic images in its dtype
+                batch = Batch(x.to(dtype), batch.labels, batch.tokens)
         if self.spec.loss == "model" and batch.tokens is not None and not isinstance(batch.inputs, dict):
             return batch.forward(model, labels=batch.tokens)
         return batch.forward(model)

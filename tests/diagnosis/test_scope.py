@@ -310,3 +310,15 @@ def test_check_json_writes_no_scope_for_rank_verdicts():
     d = CheckResult("0", "t", 0, "cpu", 1, (run,), ()).to_dict()
     assert d["models"][0]["verdicts"]["rank"] == {"status": "healthy", "findings": []}
     assert d["models"][0]["verdicts"]["grad-flow"]["scope"]["layers"] == 2
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_model_gets_its_synthetic_images_in_its_dtype(dtype):
+    """A bfloat16/float16 model from --model: the float32 synthetic images are cast to its dtype
+    (was: 'mat1 and mat2 must have the same dtype', exit 2)."""
+    torch.manual_seed(0)
+    model = TinyResNet(blocks=2).to(dtype)
+    result = run_grad_flow(TargetSpec(module=model, inputs=InputSpec(shape=(3, 8, 8))), batches=1,
+                           batch_size=4, device="cpu", mode="eval")
+    assert all(math.isfinite(b.grad_norm) and b.grad_norm > 0 for b in result.boundaries)
+    assert result.verdict.status in ("healthy", "vanishing", "exploding")
