@@ -71,11 +71,11 @@ class StepProbe(GradientProbe):
             dtensor is not None and any(isinstance(layer.weight, dtensor) for layer in self.layers))
         # id(param) -> (micro-batch, its .grad (weak), ._version) after its last accumulation: an
         # accumulation adds to the same tensor in place (version + 1); anything else between two of
-        # them (zero_grad: set to None, or zero_(); DDP's bucket copies, so single-process only) is
+        # them (zero_grad: set to None, or zero_(); DDP's bucket copies, so not distributed) is
         # a reset, after which the step is the passes since (an LBFGS closure, SAM's second pass)
         self._acc: dict[int, tuple[int, weakref.ref, int]] = {}
         self._tasks: set[int] = set()  # the autograd graph tasks that accumulated
-        self._single = not distributed
+        self._distributed = distributed  # DDP writes .grad itself: no reset can be told there
         self._reset_at = 0  # the micro-batches before this one were reset
         self._hooked = 0  # parameters with a post-accumulate hook
         self._stepped = False  # an optimizer stepped after the last accumulation, inside the record
@@ -100,7 +100,7 @@ class StepProbe(GradientProbe):
 
     def _accumulate(self, param: torch.Tensor) -> None:
         g, prev = param.grad, self._acc.get(id(param))
-        if (prev is not None and self._single and not torch.is_grad_enabled()  # (create_graph: a copy)
+        if (prev is not None and not self._distributed and not torch.is_grad_enabled()  # create_graph: a copy
                 and (prev[1]() is not g or g._version != prev[2] + 1)):
             self._reset_at = max(self._reset_at, self.micro_batches)
         self._acc[id(param)] = (self.micro_batches, weakref.ref(g), g._version)
@@ -207,7 +207,7 @@ class StepProbe(GradientProbe):
         # nor one zeroed by optimizer.zero_grad() after an optimizer step inside the record
         since = {i: self._since_backward(params[i]) if self._tracked else "kept" for i in rows}
         zeroed = [i for i in rows if self._stepped and since[i] == "changed"
-                  and (grads[i] is None or params[i].grad is None or g_host[i] == 0)]
+                  and (grads[i] is None or g_host[i] == 0)]
         if zeroed:
             warnings.warn(f"resdiag: the .grad of {len(zeroed)} layer(s) was zeroed after an optimizer step "
                           "inside the record: close the record before optimizer.step()", stacklevel=3)

@@ -9,6 +9,7 @@ from torch import nn
 
 from resdiag.api import InputSpec, TargetSpec, run_rank
 from resdiag.diagnosis.reach import common_retention, retention_blocked
+from tests.diagnosis.test_rank_reach import Line
 
 
 def erank_np(x):
@@ -29,18 +30,6 @@ class Lift(nn.Module):
 
     def forward(self, x):
         return self.proj(x) + self.l2(torch.relu(self.l1(x)))
-
-
-class Line(nn.Module):
-    """Every sample onto one line through a fixed offset: a rank-one x_L."""
-
-    def __init__(self, d):
-        super().__init__()
-        self.register_buffer("u", torch.randn(d))
-        self.register_buffer("m", torch.randn(d))
-
-    def forward(self, x):
-        return self.m + self.u * x[:, :1]
 
 
 def net(*blocks):
